@@ -1,0 +1,36 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Forklift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "forklift", targets: ["forklift"]),
+        .library(name: "ForkliftEngine", targets: ["ForkliftEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(
+            name: "ForkliftEngine",
+            dependencies: [
+                "COpenBLAS",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .executableTarget(
+            name: "forklift",
+            dependencies: [
+                "ForkliftEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "ForkliftEngineTests",
+            dependencies: ["ForkliftEngine"]
+        ),
+    ]
+)

@@ -1,0 +1,2 @@
+import ForkliftEngine
+print("forklift")
