@@ -25,12 +25,16 @@ let package = Package(
             name: "forklift",
             dependencies: [
                 "ForkliftEngine",
+                "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "ForkliftEngineTests",
-            dependencies: ["ForkliftEngine"]
+            dependencies: [
+                "ForkliftEngine",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
     ]
 )

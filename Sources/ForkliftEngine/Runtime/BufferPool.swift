@@ -16,7 +16,12 @@ public final class BufferPool: Sendable {
     // Outputs handed to callers hold storage from the pool and may be released on another thread.
     private let free = Mutex<[FreeBuffer]>([])
 
+    private let freshAllocations = Mutex(0)
+
     public init() {}
+
+    /// How many buffers the pool has allocated rather than reused.
+    public var allocations: Int { freshAllocations.withLock { $0 } }
 
     func tensor(dtype: DType, shape: [Int], count: Int) throws(KernelError) -> Tensor {
         let bytes = count * dtype.byteSize
@@ -31,6 +36,7 @@ public final class BufferPool: Sendable {
             let storage = TensorStorage(data: data, capacity: reused.capacity, pool: self)
             return Tensor(dtype: dtype, shape: shape, count: count, storage: storage)
         }
+        freshAllocations.withLock { $0 += 1 }
         guard let storage = TensorStorage.allocate(bytes, pool: self) else {
             throw .invalid("cannot allocate \(bytes) bytes for a \(dtype) tensor of shape \(Shape.describe(shape))")
         }

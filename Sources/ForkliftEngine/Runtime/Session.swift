@@ -4,7 +4,7 @@ import Foundation
 /// use one session per thread or process. Many sessions share one `Model`.
 public final class Session {
     public let model: Model
-    private let pool = BufferPool()
+    let bufferPool = BufferPool()
     /// When set, `run` adds each step's time under its op label.
     public var profile: OpProfile?
 
@@ -47,7 +47,7 @@ public final class Session {
             let start = profile == nil ? 0 : OpProfile.now()
             let results: [Tensor]
             do {
-                results = try Evaluation.run(step.kernel, inputs: stepInputs, pool: pool)
+                results = try Evaluation.run(step.kernel, inputs: stepInputs, pool: bufferPool)
             } catch {
                 throw .node(node: step.name, op: step.label, error)
             }

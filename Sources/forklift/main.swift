@@ -1,2 +1,0 @@
-import ForkliftEngine
-print("forklift")
