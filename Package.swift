@@ -1,6 +1,13 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// AVX2/FMA code generation for the engine's own loops (pooling, im2col, epilogues, elementwise).
+#if arch(x86_64)
+let engineSwiftSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let engineSwiftSettings: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "Forklift",
     platforms: [.macOS(.v15)],
@@ -19,7 +26,8 @@ let package = Package(
             dependencies: [
                 "COpenBLAS",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ]
+            ],
+            swiftSettings: engineSwiftSettings
         ),
         .executableTarget(
             name: "forklift",

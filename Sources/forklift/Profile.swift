@@ -46,7 +46,8 @@ struct Profile: ParsableCommand {
             print("\ntime per op type at batch \(result.batch) (ms per run, share):")
             let total = result.secondsPerOp.values.reduce(0, +)
             for (label, seconds) in result.secondsPerOp.sorted(by: { $0.value > $1.value }) {
-                print(String(format: "  %-28@ %9.3f  %5.1f%%", label, seconds * 1000, total > 0 ? 100 * seconds / total : 0))
+                let name = label.padding(toLength: max(label.count, 28), withPad: " ", startingAt: 0)
+                print("  \(name)" + String(format: " %9.3f  %5.1f%%", seconds * 1000, total > 0 ? 100 * seconds / total : 0))
             }
         }
     }

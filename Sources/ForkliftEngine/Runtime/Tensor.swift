@@ -102,13 +102,13 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public init(floats: [Float], shape: [Int]) {
         self.init(dtype: .float32, shape: shape)
         precondition(floats.count == count, "\(floats.count) values for shape \(shape)")
-        floats.withUnsafeBytes { storage.data.copyMemory(from: $0.baseAddress.unsafelyUnwrapped, byteCount: $0.count) }
+        floats.withUnsafeBytes { if let base = $0.baseAddress { storage.data.copyMemory(from: base, byteCount: $0.count) } }
     }
 
     public init(int64s: [Int64], shape: [Int]) {
         self.init(dtype: .int64, shape: shape)
         precondition(int64s.count == count, "\(int64s.count) values for shape \(shape)")
-        int64s.withUnsafeBytes { storage.data.copyMemory(from: $0.baseAddress.unsafelyUnwrapped, byteCount: $0.count) }
+        int64s.withUnsafeBytes { if let base = $0.baseAddress { storage.data.copyMemory(from: base, byteCount: $0.count) } }
     }
 
     /// Creates a tensor from raw little-endian bytes, which must hold exactly `count × byteSize` bytes.

@@ -90,25 +90,17 @@ struct ConvKernel: Kernel {
             return
         }
 
-        let k = groupIn * w.kernelVolume
         let pointwise = w.kernel == SIMD3(1, 1, 1) && w.stride == SIMD3(1, 1, 1) && w.padBegin == .zero && w.padEnd == .zero
-        var scratch: UnsafeMutablePointer<Float>? = nil
         if !pointwise {
-            let (size, overflow) = k.multipliedReportingOverflow(by: outVolume)
-            guard !overflow, size <= Shape.maxElements else { throw .invalid("im2col buffer of \(k)×\(outVolume) is too large") }
-            scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(size, 1))
+            try ConvGemm(window: w, batch: plan.batch, inChannels: plan.inChannels, outChannels: plan.outChannels, group: group)
+                .run(x: x, weight: weight, bias: bias, y: y, activation: activation)
+            return
         }
-        defer { scratch?.deallocate() }
+        // A pointwise convolution multiplies the weights by each image's [C, H·W] as it lies.
+        let k = groupIn
         for n in 0..<plan.batch {
             for g in 0..<group {
-                let source = x + (n * plan.inChannels + g * groupIn) * inVolume
-                let columns: UnsafeMutablePointer<Float>
-                if let scratch {
-                    Im2col.fill(scratch, from: source, channels: groupIn, window: w)
-                    columns = scratch
-                } else {
-                    columns = source
-                }
+                let columns = x + (n * plan.inChannels + g * groupIn) * inVolume
                 let out = y + (n * plan.outChannels + g * groupOut) * outVolume
                 if k == 0 {
                     for i in 0..<(groupOut * outVolume) { out[i] = 0 }
@@ -117,18 +109,24 @@ struct ConvKernel: Kernel {
                         CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(groupOut), Int32(outVolume), Int32(k), 1,
                         weight + g * groupOut * k, Int32(k), columns, Int32(outVolume), 0, out, Int32(outVolume))
                 }
-                Epilogue.apply(out, rows: groupOut, length: outVolume, bias: bias.map { $0 + g * groupOut }, activation: activation)
+                ConvEpilogue.copy(
+                    from: out, ld: outVolume, to: out, ldOut: outVolume, rows: groupOut, length: outVolume,
+                    bias: bias.map { $0 + g * groupOut }, activation: activation)
             }
         }
     }
 }
 
-/// Bias and fused activation over the rows [channel, spatial] that a convolution produced.
-enum Epilogue {
-    static func apply(
-        _ out: UnsafeMutablePointer<Float>, rows: Int, length: Int, bias: UnsafeMutablePointer<Float>?, activation: Activation?
+/// Bias and fused activation over the [channel, spatial] rows that a convolution produced,
+/// applied while copying them from `source` (rows `ld` apart) to `out` (rows `ldOut` apart);
+/// `source` may equal `out`.
+enum ConvEpilogue {
+    static func copy(
+        from source: UnsafePointer<Float>, ld: Int, to out: UnsafeMutablePointer<Float>, ldOut: Int, rows: Int, length: Int,
+        bias: UnsafeMutablePointer<Float>?, activation: Activation?
     ) {
-        guard bias != nil || activation != nil else { return }
+        let inPlace = source == UnsafePointer(out) && ld == ldOut
+        if inPlace, bias == nil, activation == nil { return }
         var low = -Float.infinity
         var high = Float.infinity
         switch activation {
@@ -138,57 +136,14 @@ enum Epilogue {
         }
         for row in 0..<rows {
             let b = bias?[row] ?? 0
-            let p = out + row * length
+            let s = source + row * ld
+            let p = out + row * ldOut
             if activation == nil {
-                for i in 0..<length { p[i] += b }
+                for i in 0..<length { p[i] = s[i] + b }
+            } else if activation == .relu {
+                for i in 0..<length { p[i] = max(s[i] + b, 0) }
             } else {
-                for i in 0..<length { p[i] = min(max(p[i] + b, low), high) }
-            }
-        }
-    }
-}
-
-/// Lays out the receptive fields of one image's channels as a [C·kvol, outVolume] matrix.
-enum Im2col {
-    static func fill(_ col: UnsafeMutablePointer<Float>, from x: UnsafePointer<Float>, channels: Int, window w: Window) {
-        let (inD, inH, inW) = (w.input[0], w.input[1], w.input[2])
-        let (outD, outH, outW) = (w.output[0], w.output[1], w.output[2])
-        let (kD, kH, kW) = (w.kernel[0], w.kernel[1], w.kernel[2])
-        let strideW = w.stride[2]
-        let outVolume = w.outputVolume
-        var row = col
-        for c in 0..<channels {
-            let plane = x + c * w.inputVolume
-            for kd in 0..<kD {
-                for kh in 0..<kH {
-                    for kw in 0..<kW {
-                        let offW = kw * w.dilation[2] - w.padBegin[2]
-                        let valid = w.outputs(2, offset: offW)
-                        var dst = row
-                        for od in 0..<outD {
-                            let id = od * w.stride[0] - w.padBegin[0] + kd * w.dilation[0]
-                            for oh in 0..<outH {
-                                let ih = oh * w.stride[1] - w.padBegin[1] + kh * w.dilation[1]
-                                if id < 0 || id >= inD || ih < 0 || ih >= inH || valid.isEmpty {
-                                    dst.update(repeating: 0, count: outW)
-                                } else {
-                                    let src = plane + (id * inH + ih) * inW + offW
-                                    if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
-                                    if strideW == 1 {
-                                        (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
-                                    } else {
-                                        for o in valid { dst[o] = src[o * strideW] }
-                                    }
-                                    if valid.upperBound < outW {
-                                        (dst + valid.upperBound).update(repeating: 0, count: outW - valid.upperBound)
-                                    }
-                                }
-                                dst += outW
-                            }
-                        }
-                        row += outVolume
-                    }
-                }
+                for i in 0..<length { p[i] = min(max(s[i] + b, low), high) }
             }
         }
     }

@@ -33,6 +33,10 @@ struct MaxPoolKernel: Kernel {
         let (x, w) = try Pooling.resolve(inputs.map(\.type), window, dtypes: [.float32, .uint8, .int8])
         let planes = x.shape[0] * x.shape[1]
         let indices = withIndices && outputs.count > 1 ? outputs[1].int64s : nil
+        if x.dtype == .float32, indices == nil, MaxPoolRows.applies(w) {
+            MaxPoolRows.run(inputs[0].floats, outputs[0].floats, planes: planes, window: w)
+            return
+        }
         switch x.dtype {
         case .float32: pool(inputs[0].floats, outputs[0].floats, indices, planes, w, lowest: -Float.infinity)
         case .uint8: pool(inputs[0].pointer(as: UInt8.self), outputs[0].pointer(as: UInt8.self), indices, planes, w, lowest: 0)

@@ -1,16 +1,19 @@
 import Foundation
 
 /// Y = alpha·op(A)·op(B) + beta·C with C broadcast unidirectionally to [M, N].
-/// A constant B carries alpha and a constant C carries beta from load on, so that a run only
-/// copies the bias rows into Y and calls sgemm once with beta = 1.
+/// A constant B is packed at load with alpha folded in (see `PackedWeights`), and a constant C
+/// that is one row (or a scalar) becomes a bias row with beta folded in, added in the same pass as
+/// the fused activation.
 struct GemmKernel: Kernel {
     let transA: Bool
     let transB: Bool
     let alpha: Float
     let beta: Float
     let hasC: Bool
-    /// Constant B scaled by alpha, when B is constant.
-    let packedB: Tensor?
+    /// Constant B, packed and scaled by alpha.
+    let weights: PackedWeights?
+    /// Constant C scaled by beta and broadcast to N floats, when it is a single row and B is constant.
+    let biasRow: Tensor?
     /// Constant C scaled by beta, when C is constant.
     let packedC: Tensor?
     let activation: Activation?
@@ -28,31 +31,31 @@ struct GemmKernel: Kernel {
         let transB = try ctx.int("transB", default: 0) != 0
         let hasC = ctx.hasInput(2)
 
-        var packedB: Tensor?
-        if let b = ctx.constant(1), b.dtype == .float32 {
-            if alpha == 1 {
-                packedB = b
-            } else {
-                let scaled = b.copy()
-                let data = scaled.floats
-                for i in 0..<scaled.count { data[i] *= alpha }
-                packedB = scaled
-            }
-        }
+        let weights = ctx.constant(1).flatMap { PackedWeights($0, transposed: transB, alpha: alpha) }
         var packedC: Tensor?
+        var biasRow: Tensor?
         if hasC, beta != 0, let c = ctx.constant(2), c.dtype == .float32 {
-            if beta == 1 {
-                packedC = c
-            } else {
-                let scaled = c.copy()
-                let data = scaled.floats
-                for i in 0..<scaled.count { data[i] *= beta }
-                packedC = scaled
+            packedC = beta == 1 ? c : Self.scaled(c, by: beta)
+            if let weights, let row = packedC, let layout = try? biasLayout(c.shape, m: 1, n: weights.n) {
+                if layout.cols == weights.n {
+                    biasRow = row
+                } else {
+                    let expanded = Tensor(dtype: .float32, shape: [weights.n])
+                    expanded.floats.update(repeating: row.floats[0], count: weights.n)
+                    biasRow = expanded
+                }
             }
         }
         return GemmKernel(
-            transA: transA, transB: transB, alpha: alpha, beta: beta, hasC: hasC, packedB: packedB,
-            packedC: packedC, activation: ctx.fusedActivation)
+            transA: transA, transB: transB, alpha: alpha, beta: beta, hasC: hasC, weights: weights,
+            biasRow: biasRow, packedC: packedC, activation: ctx.fusedActivation)
+    }
+
+    private static func scaled(_ t: Tensor, by factor: Float) -> Tensor {
+        let result = t.copy()
+        let data = result.floats
+        for i in 0..<result.count { data[i] *= factor }
+        return result
     }
 
     /// M, N, K of the product, after checking the operands.
@@ -98,31 +101,54 @@ struct GemmKernel: Kernel {
         let (m, n, k) = try dimensions(a.shape, inputs[1].shape)
         let out = outputs[0]
         let y = out.floats
+        let biased = hasC && beta != 0 && inputs.count > 2 && !inputs[2].isAbsent
+        if let weights {
+            var epilogue = Epilogue(bias: nil, activation: activation)
+            var accumulate = false
+            if biased {
+                let (rows, cols) = try Self.biasLayout(inputs[2].shape, m: m, n: n)
+                if let biasRow, rows == 1 {
+                    epilogue.bias = UnsafePointer(biasRow.floats)
+                } else {
+                    let c = packedC ?? inputs[2]
+                    Self.fill(y, m: m, n: n, from: c.floats, rows: rows, cols: cols, scale: packedC == nil ? beta : 1)
+                    accumulate = true
+                }
+            }
+            weights.multiply(
+                a: a.floats, m: m, transA: transA, lda: a.shape[1], y: y, accumulate: accumulate, epilogue: epilogue)
+            return
+        }
         var betaRun: Float = 0
-        if hasC, beta != 0, inputs.count > 2, !inputs[2].isAbsent {
+        if biased {
             let c = packedC ?? inputs[2]
             let (rows, cols) = try Self.biasLayout(c.shape, m: m, n: n)
-            Self.fill(y, m: m, n: n, from: c.floats, rows: rows, cols: cols)
+            Self.fill(y, m: m, n: n, from: c.floats, rows: rows, cols: cols, scale: 1)
             betaRun = packedC == nil ? beta : 1
         }
-        let b = packedB ?? inputs[1]
+        let b = inputs[1]
         LinearBLAS.sgemm(
-            transA: transA, transB: transB, m: m, n: n, k: k, alpha: packedB == nil ? alpha : 1,
-            a: a.floats, lda: a.shape[1], b: b.floats, ldb: b.shape[1], beta: betaRun, c: y, ldc: n)
-        activation.apply(y, count: out.count)
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a.floats, lda: a.shape[1],
+            b: b.floats, ldb: b.shape[1], beta: betaRun, c: y, ldc: n)
+        Epilogue(bias: nil, activation: activation).finishRows(y, rows: m, n: n)
     }
 
-    /// Broadcasts the bias into every output row.
+    /// Broadcasts scale·C into every output row.
     private static func fill(
-        _ y: UnsafeMutablePointer<Float>, m: Int, n: Int, from c: UnsafeMutablePointer<Float>, rows: Int, cols: Int
+        _ y: UnsafeMutablePointer<Float>, m: Int, n: Int, from c: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+        scale: Float
     ) {
         for row in 0..<m {
             let source = c + (rows == 1 ? 0 : row * cols)
             let target = y + row * n
             if cols == n {
-                target.update(from: source, count: n)
+                if scale == 1 {
+                    target.update(from: source, count: n)
+                } else {
+                    for j in 0..<n { target[j] = source[j] * scale }
+                }
             } else {
-                target.update(repeating: source[0], count: n)
+                target.update(repeating: source[0] * scale, count: n)
             }
         }
     }

@@ -1,13 +1,16 @@
 import Foundation
 
 /// NumPy matmul: 1-D operands are promoted to matrices and the leading dimensions broadcast.
+/// A constant 2-D B (a Linear layer's weight) is packed at load (see `PackedWeights`).
 struct MatMulKernel: Kernel {
     let activation: Activation?
+    let weights: PackedWeights?
 
     static func make(_ ctx: NodeContext) throws(KernelError) -> any Kernel {
         try ctx.expect(inputs: 2...2)
         try ctx.allowAttributes([])
-        return MatMulKernel(activation: ctx.fusedActivation)
+        let weights = ctx.constant(1).flatMap { PackedWeights($0, transposed: false, alpha: 1) }
+        return MatMulKernel(activation: ctx.fusedActivation, weights: weights)
     }
 
     /// The product's geometry: batch dims of each operand (as matrices), M, N, K, and output shape.
@@ -64,6 +67,12 @@ struct MatMulKernel: Kernel {
             // B is one matrix (a Linear layer's weight): all of A's rows go through one sgemm.
             let rows = plan.batchA.reduce(1, *) * m
             try LinearBLAS.checkDimensions(rows, n, k)
+            if let weights, inputs[1].shape.count == 2 {
+                weights.multiply(
+                    a: a, m: rows, transA: false, lda: k, y: y, accumulate: false,
+                    epilogue: Epilogue(bias: nil, activation: activation))
+                return
+            }
             LinearBLAS.sgemm(
                 transA: false, transB: false, m: rows, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, beta: 0,
                 c: y, ldc: n)
@@ -93,7 +102,7 @@ struct MatMulKernel: Kernel {
                 }
             }
         }
-        activation.apply(y, count: outputs[0].count)
+        Epilogue(bias: nil, activation: activation).finishRows(y, rows: 1, n: outputs[0].count)
     }
 
     /// Element strides of an operand's batch dims, right-aligned to `rank`, 0 where it broadcasts.
