@@ -37,6 +37,12 @@ public struct ValueSpec: Sendable, Equatable, CustomStringConvertible {
     public var dtype: DType
     public var shape: [Dim]?
 
+    public init(name: String, dtype: DType, shape: [Dim]?) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+    }
+
     public var description: String {
         "\(name): \(dtype) \(shape.map { "[" + $0.map(\.description).joined(separator: ", ") + "]" } ?? "[?]")"
     }

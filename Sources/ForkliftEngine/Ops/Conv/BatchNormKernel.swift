@@ -47,7 +47,9 @@ struct BatchNormKernel: Kernel {
         for (index, name) in [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")] {
             try inputs[index].require([.float32], "input \(name)")
             guard inputs[index].shape == [channels] else {
-                throw .invalid("input \(name) has shape \(Shape.describe(inputs[index].shape)); expected [\(channels)] for X \(Shape.describe(x.shape))")
+                throw .invalid(
+                    "input \(name) has shape \(Shape.describe(inputs[index].shape)); expected [\(channels)] for X \(Shape.describe(x.shape))"
+                )
             }
         }
         return [x]

@@ -44,7 +44,8 @@ struct ConvKernel: Kernel {
         let filters = w.shape[0]
         guard w.shape[1] * group == channels, filters % group == 0 else {
             throw .invalid(
-                "input W has shape \(Shape.describe(w.shape)) for input X \(Shape.describe(x.shape)) and group \(group): channel counts do not match")
+                "input W has shape \(Shape.describe(w.shape)) for input X \(Shape.describe(x.shape)) and group \(group): channel counts do not match"
+            )
         }
         if inputs.count > 2, !inputs[2].isAbsent {
             try inputs[2].require([.float32], "input B")

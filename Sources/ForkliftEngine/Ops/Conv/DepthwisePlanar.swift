@@ -18,8 +18,6 @@ struct DepthwisePlanar {
     /// For each tap: the phase plane it reads and its offset there.
     let tapPhase: [Int]
     let tapOffset: [Int]
-    /// Output positions computed per chunk, so that the accumulator stays in L1.
-    static let chunk = 512
 
     init(_ w: Window) {
         window = w
@@ -59,67 +57,59 @@ struct DepthwisePlanar {
         Parallel.forEachChunk(count: batch * channels, work: work) { range in
             let phases = UnsafeMutablePointer<Float>.allocate(capacity: phaseCount * phaseSize)
             phases.initialize(repeating: 0, count: phaseCount * phaseSize)
-            let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: Self.chunk)
+            let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: outputLength + 8)
+            let sources = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: tapPhase.count)
             defer {
                 phases.deallocate()
                 accumulator.deallocate()
+                sources.deallocate()
             }
-            tapPhase.withUnsafeBufferPointer { tapPhase in
-                tapOffset.withUnsafeBufferPointer { tapOffset in
-                    for plane in range {
-                        let (n, c) = plane.quotientAndRemainder(dividingBy: channels)
-                        fillPhases(phases, from: x + plane * w.inputVolume)
-                        for f in 0..<multiplier {
-                            let m = c * multiplier + f
-                            let taps = weight + m * w.kernelVolume
-                            let out = y + (n * channels * multiplier + m) * w.outputVolume
-                            let b = bias?[m] ?? 0
-                            var start = 0
-                            while start < outputLength {
-                                let count = min(Self.chunk, outputLength - start)
-                                accumulator.update(repeating: b, count: count)
-                                for t in 0..<tapPhase.count {
-                                    let src = phases + tapPhase[t] * phaseSize + tapOffset[t] + start
-                                    Self.axpy(accumulator, src, taps[t], count)
-                                }
-                                store(accumulator, count: count, at: start, into: out, low: low, high: high, clamp: clamp)
-                                start += count
-                            }
-                        }
-                    }
+            for t in tapPhase.indices { sources[t] = UnsafePointer(phases + tapPhase[t] * phaseSize + tapOffset[t]) }
+            for plane in range {
+                let (n, c) = plane.quotientAndRemainder(dividingBy: channels)
+                fillPhases(phases, from: x + plane * w.inputVolume)
+                for f in 0..<multiplier {
+                    let m = c * multiplier + f
+                    Self.accumulate(
+                        accumulator, count: outputLength, sources: sources, taps: weight + m * w.kernelVolume,
+                        tapCount: tapPhase.count, bias: bias?[m] ?? 0)
+                    store(accumulator, into: y + (n * channels * multiplier + m) * w.outputVolume, low: low, high: high, clamp: clamp)
                 }
             }
         }
     }
 
+    /// acc[p] = bias + Σₜ taps[t]·sources[t][p] for p in 0..<count (rounded up to 8: the
+    /// buffers have slack), keeping eight sums in registers across all taps.
     @inline(__always)
-    private static func axpy(_ acc: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ a: Float, _ count: Int) {
-        for i in 0..<count { acc[i] += a * src[i] }
+    private static func accumulate(
+        _ acc: UnsafeMutablePointer<Float>, count: Int, sources: UnsafeMutablePointer<UnsafePointer<Float>>,
+        taps: UnsafePointer<Float>, tapCount: Int, bias: Float
+    ) {
+        var p = 0
+        while p < count {
+            var sum = SIMD8<Float>(repeating: bias)
+            for t in 0..<tapCount {
+                let v = UnsafeRawPointer(sources[t] + p).loadUnaligned(as: SIMD8<Float>.self)
+                sum += v * taps[t]
+            }
+            UnsafeMutableRawPointer(acc + p).storeBytes(of: sum, as: SIMD8<Float>.self)
+            p += 8
+        }
     }
 
-    /// Copies the kept columns of accumulated positions `start..<start+count` to the output.
+    /// Copies the kept columns of the accumulated positions to the output.
     @inline(__always)
-    private func store(
-        _ acc: UnsafeMutablePointer<Float>, count: Int, at start: Int, into out: UnsafeMutablePointer<Float>, low: Float, high: Float,
-        clamp: Bool
-    ) {
+    private func store(_ acc: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, low: Float, high: Float, clamp: Bool) {
         let outW = window.output[2]
-        var p = start
-        let end = start + count
-        while p < end {
-            let (row, column) = p.quotientAndRemainder(dividingBy: phaseWidth)
-            let runEnd = min(end, p - column + phaseWidth)
-            if column < outW {
-                let n = min(outW, column + (runEnd - p)) - column
-                let dst = out + row * outW + column
-                let src = acc + (p - start)
-                if clamp {
-                    for i in 0..<n { dst[i] = min(max(src[i], low), high) }
-                } else {
-                    dst.update(from: src, count: n)
-                }
+        for row in 0..<window.output[1] {
+            let dst = out + row * outW
+            let src = acc + row * phaseWidth
+            if clamp {
+                for i in 0..<outW { dst[i] = min(max(src[i], low), high) }
+            } else {
+                dst.update(from: src, count: outW)
             }
-            p = runEnd
         }
     }
 

@@ -211,7 +211,8 @@ struct GlobalAveragePoolKernel: Kernel {
 
 enum Pooling {
     /// Checks the input of a pooling op and resolves its window.
-    static func resolve(_ inputs: [TensorType], _ window: WindowAttributes, dtypes: Set<DType>) throws(KernelError) -> (TensorType, Window) {
+    static func resolve(_ inputs: [TensorType], _ window: WindowAttributes, dtypes: Set<DType>) throws(KernelError) -> (TensorType, Window)
+    {
         guard let x = inputs.first else { throw .invalid("expects input X") }
         try x.require(dtypes, "input X")
         guard x.shape.count >= 3 else { throw .invalid("input X has shape \(Shape.describe(x.shape)); expected rank ≥ 3") }

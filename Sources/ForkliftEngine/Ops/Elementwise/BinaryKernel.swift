@@ -59,8 +59,7 @@ struct BinaryKernel: Kernel {
             + [Int](repeating: 1, count: a.count - axis - b.count)
     }
 
-    func outputTypes(_ inputs: [TensorType], values: [Tensor?]) throws(KernelError) -> [TensorType]
-    {
+    func outputTypes(_ inputs: [TensorType], values: [Tensor?]) throws(KernelError) -> [TensorType] {
         let a = inputs[0]
         let b = inputs[1]
         if operation == .pow {

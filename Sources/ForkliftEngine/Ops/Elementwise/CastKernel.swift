@@ -97,8 +97,7 @@ struct CastKernel: Kernel {
         return dtype
     }
 
-    func outputTypes(_ inputs: [TensorType], values: [Tensor?]) throws(KernelError) -> [TensorType]
-    {
+    func outputTypes(_ inputs: [TensorType], values: [Tensor?]) throws(KernelError) -> [TensorType] {
         [TensorType(target ?? inputs[1].dtype, inputs[0].shape)]
     }
 

@@ -67,8 +67,7 @@ struct UnaryKernel: Kernel {
         }
     }
 
-    func outputTypes(_ inputs: [TensorType], values: [Tensor?]) throws(KernelError) -> [TensorType]
-    {
+    func outputTypes(_ inputs: [TensorType], values: [Tensor?]) throws(KernelError) -> [TensorType] {
         if case .relu = function {
             try inputs[0].require([.float32, .float64, .int64, .int32, .int8], "input X")
         } else {
@@ -198,8 +197,7 @@ struct ClipKernel: Kernel {
         return ClipKernel(attributeBounds: nil)
     }
 
-    func outputTypes(_ inputs: [TensorType], values: [Tensor?]) throws(KernelError) -> [TensorType]
-    {
+    func outputTypes(_ inputs: [TensorType], values: [Tensor?]) throws(KernelError) -> [TensorType] {
         let x = inputs[0]
         if attributeBounds != nil {
             try x.require([.float32, .float64], "input")

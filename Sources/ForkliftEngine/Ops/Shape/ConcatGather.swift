@@ -30,7 +30,7 @@ struct ConcatKernel: Kernel {
             guard matches else {
                 throw .invalid(
                     "input \(index) has shape \(Shape.describe(input.shape)), incompatible with input 0's "
-                        + "\(Shape.describe(first.shape)) along axis \(axis)")
+                        + "\(Shape.describe(first.shape)) (only axis \(axis) may differ)")
             }
             shape[resolved] += input.shape[resolved]
         }

@@ -79,12 +79,15 @@ struct PadKernel: Kernel {
         let (begin, end) = try pads(shape: shape, values: values)
         var output: [Int] = []
         for axis in shape.indices {
-            let (sum, overflow) = shape[axis].addingReportingOverflow(begin[axis] &+ end[axis])
-            guard !overflow, sum >= 0, abs(begin[axis]) < Shape.maxElements, abs(end[axis]) < Shape.maxElements else {
+            let limit = Shape.maxElements
+            guard begin[axis] > -limit, begin[axis] < limit, end[axis] > -limit, end[axis] < limit,
+                shape[axis] + min(begin[axis], 0) + min(end[axis], 0) >= 0
+            else {
                 throw .invalid("pads \(begin[axis]), \(end[axis]) are invalid for axis \(axis) of size \(shape[axis])")
             }
-            if mode != .constant, shape[axis] == 0, sum > 0 {
-                throw .invalid("cannot pad empty axis \(axis) in mode '\(mode.rawValue)'")
+            let sum = shape[axis] + begin[axis] + end[axis]
+            if mode != .constant, shape[axis] + min(begin[axis], 0) + min(end[axis], 0) == 0, sum > 0 {
+                throw .invalid("cannot pad axis \(axis), empty after cropping, in mode '\(mode.rawValue)'")
             }
             output.append(sum)
         }
@@ -93,19 +96,22 @@ struct PadKernel: Kernel {
 
     func flops(_ inputs: [TensorType], _ outputs: [TensorType]) -> Int { 0 }
 
-    /// Input index for output position `position` of an axis, or -1 for the constant.
-    private func source(_ position: Int, begin: Int, size: Int) -> Int {
-        let index = position - begin
-        if index >= 0, index < size { return index }
+    /// Input index for output position `position` of an axis, or -1 for the constant. Negative
+    /// pads crop first, as onnxruntime does, so that edge, reflect and wrap see the cropped input.
+    private func source(_ position: Int, begin: Int, end: Int, size: Int) -> Int {
+        let low = max(-begin, 0)
+        let count = size - low - max(-end, 0)
+        let index = position - max(begin, 0)
+        if index >= 0, index < count { return low + index }
         switch mode {
         case .constant: return -1
-        case .edge: return min(max(index, 0), size - 1)
-        case .wrap: return ((index % size) + size) % size
+        case .edge: return low + min(max(index, 0), count - 1)
+        case .wrap: return low + ((index % count) + count) % count
         case .reflect:
-            guard size > 1 else { return 0 }
-            let period = 2 * (size - 1)
+            guard count > 1 else { return low }
+            let period = 2 * (count - 1)
             let folded = ((index % period) + period) % period
-            return folded < size ? folded : period - folded
+            return low + (folded < count ? folded : period - folded)
         }
     }
 
@@ -127,7 +133,7 @@ struct PadKernel: Kernel {
         let inShape = input.shape
         let outShape = zip(inShape, zip(begin, end)).map { $0 + $1.0 + $1.1 }
         let maps = (0..<rank).map { axis in
-            (0..<outShape[axis]).map { source($0, begin: begin[axis], size: inShape[axis]) }
+            (0..<outShape[axis]).map { source($0, begin: begin[axis], end: end[axis], size: inShape[axis]) }
         }
         let inStrides = Shape.strides(inShape)
         let last = rank - 1
