@@ -18,9 +18,15 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CForkliftSys"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "ForkliftEngine",
             dependencies: [
@@ -29,10 +35,33 @@ let package = Package(
             ],
             swiftSettings: engineSwiftSettings
         ),
+        .target(
+            name: "ForkliftPool",
+            dependencies: [
+                "ForkliftEngine",
+                "CForkliftSys",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
+            name: "ForkliftServer",
+            dependencies: [
+                "ForkliftPool",
+                "ForkliftEngine",
+                "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "forklift",
             dependencies: [
                 "ForkliftEngine",
+                "ForkliftPool",
+                "ForkliftServer",
                 "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -43,6 +72,14 @@ let package = Package(
                 "ForkliftEngine",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
+        ),
+        .testTarget(
+            name: "ForkliftPoolTests",
+            dependencies: ["ForkliftPool", "ForkliftEngine", "forklift"]
+        ),
+        .testTarget(
+            name: "ForkliftServerTests",
+            dependencies: ["ForkliftServer", "ForkliftPool", "ForkliftEngine", "forklift"]
         ),
     ]
 )

@@ -1,0 +1,277 @@
+import Foundation
+
+/// A request waiting for its answer. Its mutable fields belong to the scheduler's lock.
+final class PendingRequest: @unchecked Sendable {
+    let model: Int
+    let inputs: [WireTensor]
+    let samples: Int
+    let enqueued: UInt64
+    var retried = false
+    var continuation: CheckedContinuation<Result<InferenceResult, PoolError>, Never>?
+
+    init(model: Int, inputs: [WireTensor], samples: Int) {
+        self.model = model
+        self.inputs = inputs
+        self.samples = samples
+        enqueued = monotonicNanoseconds()
+    }
+
+    /// Resumes the caller; call only after the request left every queue and batch.
+    func finish(_ result: Result<InferenceResult, PoolError>) {
+        continuation?.resume(returning: result)
+        continuation = nil
+    }
+}
+
+/// Requests sent to one worker together.
+struct Batch: Sendable {
+    let id: UInt64
+    let model: Int
+    let requests: [PendingRequest]
+    let samples: Int
+    let started: UInt64
+    let deadline: UInt64
+}
+
+/// A worker connection as the scheduler sees it. Fields belong to the scheduler's lock.
+final class WorkerSlot: @unchecked Sendable {
+    let id: Int
+    let pid: Int32
+    let fd: Int32
+    let generation: Int
+    var batch: Batch?
+    /// Set by shutdown: the thread leaves at its next look at the queues.
+    var stop = false
+
+    init(id: Int, pid: Int32, fd: Int32, generation: Int) {
+        self.id = id
+        self.pid = pid
+        self.fd = fd
+        self.generation = generation
+    }
+}
+
+/// What an idle worker thread is told to do next.
+enum WorkerOrder {
+    case run(Batch)
+    /// Its socket showed an event while idle: the worker died.
+    case lost
+    case stop
+}
+
+/// One bounded queue per model and the greedy adaptive batcher. All state is guarded by `lock`;
+/// worker threads block in `nextBatch` on the condition, never in Swift concurrency.
+final class Scheduler: @unchecked Sendable {
+    struct ModelQueue {
+        let maxBatchSize: Int
+        var waiting: [PendingRequest] = []
+        var queuedSamples = 0
+    }
+
+    enum Phase { case starting, serving, draining, stopped }
+
+    let lock = NSCondition()
+    let metrics: PoolMetrics
+    let maxQueue: Int
+    let timeout: UInt64
+    let maxQueueDelay: UInt64
+    let names: [String]
+    // Guarded by `lock`:
+    var queues: [ModelQueue] = []
+    var workers: [Int: WorkerSlot] = [:]
+    var phase = Phase.starting
+    private var nextBatchID: UInt64 = 1
+
+    /// How long an idle worker sleeps between checks of its socket.
+    static let idleCheck: TimeInterval = 0.1
+
+    init(names: [String], configuration: PoolConfiguration, metrics: PoolMetrics) {
+        self.names = names
+        self.metrics = metrics
+        maxQueue = max(1, configuration.maxQueue)
+        timeout = Self.nanoseconds(configuration.timeout)
+        maxQueueDelay = Self.nanoseconds(configuration.maxQueueDelay)
+    }
+
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        return UInt64(clamping: seconds) &* 1_000_000_000 &+ UInt64(clamping: attoseconds / 1_000_000_000)
+    }
+
+    /// Called once the models are known, before serving starts. The caller holds `lock`.
+    func configureLocked(batchSizes: [Int]) {
+        queues = batchSizes.map { ModelQueue(maxBatchSize: $0) }
+    }
+
+    var timeoutSeconds: Double { Double(timeout) / 1e9 }
+
+    // MARK: requests
+
+    /// Queues a request, or says why not. The caller holds `lock`.
+    func enqueueLocked(_ request: PendingRequest, zygoteReady: Bool) -> PoolError? {
+        switch phase {
+        case .starting: return .modelNotReady(names[request.model])
+        case .draining, .stopped: return .shuttingDown
+        case .serving: break
+        }
+        guard request.model < queues.count else { return .unknownModel(names[request.model]) }
+        if workers.isEmpty && !zygoteReady { return .modelNotReady(names[request.model]) }
+        guard queues[request.model].waiting.count < maxQueue else {
+            return .queueFull(model: names[request.model], capacity: maxQueue)
+        }
+        queues[request.model].waiting.append(request)
+        queues[request.model].queuedSamples += request.samples
+        metrics.models[request.model].queueDepth.record(queues[request.model].waiting.count)
+        lock.broadcast()
+        return nil
+    }
+
+    /// Blocks the calling worker thread until there is a batch for it, its socket shows an event
+    /// while idle (the worker died), or it must stop.
+    func nextBatch(for slot: WorkerSlot) -> WorkerOrder {
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            if slot.stop || phase == .stopped { return .stop }
+            let now = monotonicNanoseconds()
+            var wakeAt = now + UInt64(Self.idleCheck * 1e9)
+            if let model = oldestQueue() {
+                let queue = queues[model]
+                let holdUntil = queue.waiting[0].enqueued &+ maxQueueDelay
+                let full = queue.queuedSamples >= max(queue.maxBatchSize, 1)
+                // An optional hold-back lets a partial batch fill; never while draining.
+                if maxQueueDelay == 0 || full || now >= holdUntil || phase != .serving {
+                    let batch = takeBatch(model: model, now: now)
+                    slot.batch = batch
+                    updateWorkerGauges()
+                    return .run(batch)
+                }
+                wakeAt = min(wakeAt, holdUntil)
+            }
+            let timedOut = !lock.wait(until: Date(timeIntervalSinceNow: Double(wakeAt &- min(now, wakeAt)) / 1e9))
+            if timedOut && SocketIO.hasEvent(slot.fd) { return .lost }
+        }
+    }
+
+    /// The model whose first waiting request has waited longest.
+    private func oldestQueue() -> Int? {
+        var best: Int?
+        for index in queues.indices {
+            guard let head = queues[index].waiting.first else { continue }
+            if let current = best, let other = queues[current].waiting.first, other.enqueued <= head.enqueued { continue }
+            best = index
+        }
+        return best
+    }
+
+    /// Takes waiting requests of one model up to its batch size in samples (always at least one).
+    private func takeBatch(model: Int, now: UInt64) -> Batch {
+        let limit = queues[model].maxBatchSize
+        var taken = 0
+        var samples = 0
+        for request in queues[model].waiting {
+            if taken > 0 && (limit <= 1 || samples + request.samples > limit) { break }
+            taken += 1
+            samples += request.samples
+        }
+        let requests = Array(queues[model].waiting.prefix(taken))
+        queues[model].waiting.removeFirst(taken)
+        queues[model].queuedSamples -= samples
+        let perModel = metrics.models[model]
+        perModel.queueDepth.record(queues[model].waiting.count)
+        perModel.batchSize.record(samples)
+        for request in requests { perModel.queueDuration.recordNanoseconds(Int64(clamping: now &- request.enqueued)) }
+        defer { nextBatchID &+= 1 }
+        return Batch(id: nextBatchID, model: model, requests: requests, samples: samples, started: now, deadline: now &+ timeout)
+    }
+
+    /// The caller holds `lock`.
+    func updateWorkerGauges() {
+        metrics.liveWorkers.record(workers.count)
+        metrics.busyWorkers.record(workers.values.reduce(0) { $0 + ($1.batch == nil ? 0 : 1) })
+    }
+
+    // MARK: completions
+
+    /// A worker answered its batch: each request gets its own outputs, or the batch's error.
+    func finish(_ slot: WorkerSlot, batch: Batch, reply: Frame, outputsPerRequest: Int) {
+        lock.lock()
+        slot.batch = nil
+        updateWorkerGauges()
+        lock.broadcast()
+        lock.unlock()
+        let compute = Double(reply.computeNanoseconds) / 1e9
+        for (index, request) in batch.requests.enumerated() {
+            let result: Result<InferenceResult, PoolError>
+            if reply.kind == .error {
+                result = .failure(
+                    reply.code == Frame.ErrorCode.badInput.rawValue
+                        ? .badInput(reply.message) : .workerFailed("model '\(names[batch.model])': \(reply.message)"))
+            } else {
+                let outputs = Array(reply.items[(index * outputsPerRequest)..<((index + 1) * outputsPerRequest)])
+                let queued = Double(batch.started &- min(request.enqueued, batch.started)) / 1e9
+                result = .success(
+                    InferenceResult(outputs: outputs, batchSize: batch.samples, queueSeconds: queued, computeSeconds: compute))
+            }
+            request.finish(result)
+        }
+    }
+
+    enum Loss { case crash, timeout }
+
+    /// A worker is gone. A crashed batch is retried once (its requests go back to the head of
+    /// their queue); a timed-out batch fails. Returns false when the pool is stopping, so that no
+    /// replacement is wanted.
+    @discardableResult
+    func remove(_ slot: WorkerSlot, loss: Loss) -> Bool {
+        lock.lock()
+        workers[slot.id] = nil
+        let batch = slot.batch
+        slot.batch = nil
+        var failed: [(PendingRequest, PoolError)] = []
+        let stopping = phase == .stopped || slot.stop
+        if let batch {
+            var retry: [PendingRequest] = []
+            for request in batch.requests {
+                if stopping {
+                    failed.append((request, .shuttingDown))
+                } else if loss == .timeout {
+                    failed.append((request, .timeout(model: names[batch.model], seconds: timeoutSeconds)))
+                } else if request.retried {
+                    failed.append(
+                        (request, .workerFailed("model '\(names[batch.model])': the worker died twice while running this request")))
+                } else {
+                    request.retried = true
+                    retry.append(request)
+                }
+            }
+            queues[batch.model].waiting.insert(contentsOf: retry, at: 0)
+            queues[batch.model].queuedSamples += retry.reduce(0) { $0 + $1.samples }
+        }
+        updateWorkerGauges()
+        lock.broadcast()
+        lock.unlock()
+        for (request, error) in failed { request.finish(.failure(error)) }
+        return !stopping
+    }
+
+    /// Fails everything still waiting (shutdown past its grace period).
+    func failWaiting(with error: PoolError) {
+        lock.lock()
+        var failed: [PendingRequest] = []
+        for index in queues.indices {
+            failed += queues[index].waiting
+            queues[index].waiting = []
+            queues[index].queuedSamples = 0
+            metrics.models[index].queueDepth.record(0)
+        }
+        lock.unlock()
+        for request in failed { request.finish(.failure(error)) }
+    }
+
+    /// True when nothing is queued or running. The caller holds `lock`.
+    var idleLocked: Bool {
+        queues.allSatisfy(\.waiting.isEmpty) && workers.values.allSatisfy { $0.batch == nil }
+    }
+}

@@ -1,0 +1,209 @@
+import ForkliftEngine
+import Foundation
+
+/// A frame between the server and a worker (DESIGN.md, Wire protocol). Fixed 48-byte header,
+/// little-endian, then `payloadLength` bytes:
+///
+///     magic u32 | kind u8 | code u8 | reserved u16 | batch id u64 | model u32 | requests u32 |
+///     items u32 | reserved u32 | compute ns u64 | payload length u64
+///
+/// A batch frame carries `requests × inputs` tensor items, request-major; a result frame carries
+/// `requests × outputs` tensor items, already split per request; an error frame carries a UTF-8
+/// message as its payload and no items.
+struct Frame: Sendable, Equatable {
+    enum Kind: UInt8, Sendable {
+        case batch = 1
+        case result = 2
+        case error = 3
+    }
+
+    /// Why an error frame was sent: the server maps these to `PoolError`s.
+    enum ErrorCode: UInt8, Sendable {
+        case badInput = 1
+        case internalError = 2
+    }
+
+    static let magic: UInt32 = 0x464B_4C31  // "FKL1"
+    static let headerSize = 48
+    /// Largest payload accepted from a peer: a length past this is a bug, not a big batch.
+    static let maxPayload = 1 << 30
+    static let maxRank = 16
+    static let maxItems = 1 << 20
+
+    var kind: Kind
+    var code: UInt8 = 0
+    var batchID: UInt64
+    var model: UInt32
+    var requests: UInt32
+    var computeNanoseconds: UInt64 = 0
+    var items: [WireTensor] = []
+    var message: String = ""
+}
+
+/// A frame that failed its checks: the peer is broken, so the connection is dropped.
+struct FrameError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Frame {
+    /// The header fields, parsed and checked before any payload is read or allocated.
+    struct Header: Sendable {
+        var kind: Kind
+        var code: UInt8
+        var batchID: UInt64
+        var model: UInt32
+        var requests: UInt32
+        var itemCount: UInt32
+        var computeNanoseconds: UInt64
+        var payloadLength: Int
+
+        init(parsing bytes: UnsafeRawBufferPointer) throws(FrameError) {
+            guard bytes.count == Frame.headerSize else { throw FrameError("short header (\(bytes.count) bytes)") }
+            var reader = ByteReader(bytes)
+            let magic = reader.u32()
+            guard magic == Frame.magic else { throw FrameError("bad magic 0x\(String(magic, radix: 16))") }
+            let rawKind = reader.u8()
+            guard let kind = Kind(rawValue: rawKind) else { throw FrameError("unknown frame kind \(rawKind)") }
+            self.kind = kind
+            code = reader.u8()
+            _ = reader.u16()
+            batchID = reader.u64()
+            model = reader.u32()
+            requests = reader.u32()
+            itemCount = reader.u32()
+            _ = reader.u32()
+            computeNanoseconds = reader.u64()
+            let length = reader.u64()
+            guard length <= UInt64(Frame.maxPayload) else {
+                throw FrameError("payload of \(length) bytes exceeds the \(Frame.maxPayload)-byte limit")
+            }
+            guard itemCount <= UInt32(Frame.maxItems), requests <= UInt32(Frame.maxItems) else {
+                throw FrameError("\(itemCount) items / \(requests) requests exceed the limit")
+            }
+            payloadLength = Int(length)
+        }
+    }
+
+    /// The whole frame as bytes, ready to write.
+    func encoded() -> [UInt8] {
+        var payloadLength = 0
+        if kind == .error {
+            payloadLength = message.utf8.count
+        } else {
+            for item in items { payloadLength += 8 + 8 * item.shape.count + 8 + item.data.count }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(Frame.headerSize + payloadLength)
+        out.appendLE(Frame.magic)
+        out.append(kind.rawValue)
+        out.append(code)
+        out.appendLE(UInt16(0))
+        out.appendLE(batchID)
+        out.appendLE(model)
+        out.appendLE(requests)
+        out.appendLE(UInt32(kind == .error ? 0 : items.count))
+        out.appendLE(UInt32(0))
+        out.appendLE(computeNanoseconds)
+        out.appendLE(UInt64(payloadLength))
+        if kind == .error {
+            out.append(contentsOf: message.utf8)
+            return out
+        }
+        for item in items {
+            out.appendLE(UInt32(bitPattern: item.dtype.rawValue))
+            out.appendLE(UInt32(item.shape.count))
+            for dim in item.shape { out.appendLE(UInt64(max(dim, 0))) }
+            out.appendLE(UInt64(item.data.count))
+            out.append(contentsOf: item.data)
+        }
+        return out
+    }
+
+    /// Parses a payload that `header` announced. Every length is checked against what is left.
+    init(header: Header, payload: UnsafeRawBufferPointer) throws(FrameError) {
+        kind = header.kind
+        code = header.code
+        batchID = header.batchID
+        model = header.model
+        requests = header.requests
+        computeNanoseconds = header.computeNanoseconds
+        guard payload.count == header.payloadLength else { throw FrameError("payload length mismatch") }
+        if kind == .error {
+            guard header.itemCount == 0 else { throw FrameError("error frame with \(header.itemCount) items") }
+            message = String(decoding: payload, as: UTF8.self)
+            return
+        }
+        var reader = ByteReader(payload)
+        var parsed: [WireTensor] = []
+        parsed.reserveCapacity(Int(header.itemCount))
+        for index in 0..<Int(header.itemCount) {
+            guard reader.remaining >= 8 else { throw FrameError("item \(index): truncated header") }
+            let rawType = Int32(bitPattern: reader.u32())
+            guard let dtype = DType(rawValue: rawType) else { throw FrameError("item \(index): unknown dtype \(rawType)") }
+            let rank = Int(reader.u32())
+            guard rank <= Frame.maxRank else { throw FrameError("item \(index): rank \(rank) exceeds \(Frame.maxRank)") }
+            guard reader.remaining >= 8 * rank + 8 else { throw FrameError("item \(index): truncated shape") }
+            var shape: [Int] = []
+            for _ in 0..<rank {
+                let dim = reader.u64()
+                guard dim <= UInt64(Frame.maxPayload) else { throw FrameError("item \(index): dimension \(dim) too large") }
+                shape.append(Int(dim))
+            }
+            let byteLength = reader.u64()
+            let expected = Shape.elementCount(shape).map { $0.multipliedReportingOverflow(by: dtype.byteSize) }
+            guard let expected, !expected.overflow, UInt64(expected.partialValue) == byteLength else {
+                throw FrameError("item \(index): \(byteLength) bytes do not match shape \(Shape.describe(shape)) of \(dtype)")
+            }
+            guard byteLength <= UInt64(reader.remaining) else {
+                throw FrameError("item \(index): \(byteLength) bytes announced, \(reader.remaining) left")
+            }
+            parsed.append(WireTensor(dtype: dtype, shape: shape, data: reader.bytes(Int(byteLength))))
+        }
+        guard reader.remaining == 0 else { throw FrameError("\(reader.remaining) trailing bytes after the items") }
+        items = parsed
+    }
+}
+
+/// Little-endian cursor over bytes whose bounds the caller has checked.
+struct ByteReader {
+    private let bytes: UnsafeRawBufferPointer
+    private var offset = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    var remaining: Int { bytes.count - offset }
+
+    mutating func u8() -> UInt8 { take(UInt8.self) }
+    mutating func u16() -> UInt16 { UInt16(littleEndian: take(UInt16.self)) }
+    mutating func u32() -> UInt32 { UInt32(littleEndian: take(UInt32.self)) }
+    mutating func u64() -> UInt64 { UInt64(littleEndian: take(UInt64.self)) }
+
+    mutating func bytes(_ count: Int) -> Data {
+        precondition(count <= remaining)
+        defer { offset += count }
+        guard count > 0, let base = bytes.baseAddress else { return Data() }
+        return Data(bytes: base + offset, count: count)
+    }
+
+    private mutating func take<T: FixedWidthInteger>(_: T.Type) -> T {
+        precondition(MemoryLayout<T>.size <= remaining, "ByteReader read past a checked bound")
+        defer { offset += MemoryLayout<T>.size }
+        return bytes.loadUnaligned(fromByteOffset: offset, as: T.self)
+    }
+}
+
+extension Array where Element == UInt8 {
+    mutating func appendLE<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+    }
+
+    /// `withUnsafeBytes` with a typed error: the standard one only rethrows `any Error`.
+    func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try withUnsafeBytes { raw in Result { () throws(E) -> R in try body(raw) } }.get()
+    }
+
+    mutating func withMutableBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try withUnsafeMutableBytes { raw in Result { () throws(E) -> R in try body(raw) } }.get()
+    }
+}

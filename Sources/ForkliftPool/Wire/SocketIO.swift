@@ -1,0 +1,150 @@
+import CForkliftSys
+import Foundation
+import Glibc
+
+/// What went wrong on a socket. `closed` and `failed` mean the peer is gone (a crash).
+enum SocketError: Error, CustomStringConvertible {
+    case closed
+    case timedOut
+    case failed(String, Int32)
+    case badFrame(FrameError)
+
+    var description: String {
+        switch self {
+        case .closed: "connection closed"
+        case .timedOut: "timed out"
+        case .failed(let call, let code): "\(call): \(String(cString: strerror(code)))"
+        case .badFrame(let error): "malformed frame: \(error)"
+        }
+    }
+}
+
+/// Monotonic time in nanoseconds, for deadlines that wall-clock changes cannot move.
+func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
+/// Blocking-style reads and writes over a socket fd that loop over partial transfers and EINTR.
+/// With a deadline, the fd should be non-blocking: the wait happens in poll() so it can end.
+enum SocketIO {
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, deadline: UInt64? = nil) throws(SocketError) {
+        var offset = 0
+        while offset < bytes.count {
+            guard let base = bytes.baseAddress else { return }
+            let sent = send(fd, base + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            if sent > 0 {
+                offset += sent
+                continue
+            }
+            let code = errno
+            if sent < 0 && code == EINTR { continue }
+            if sent < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
+                try wait(fd, events: Int16(POLLOUT), deadline: deadline)
+                continue
+            }
+            if sent < 0 && (code == EPIPE || code == ECONNRESET) { throw .closed }
+            throw .failed("send", sent < 0 ? code : EIO)
+        }
+    }
+
+    static func readExactly(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, deadline: UInt64? = nil) throws(SocketError) {
+        var offset = 0
+        while offset < buffer.count {
+            guard let base = buffer.baseAddress else { return }
+            let got = recv(fd, base + offset, buffer.count - offset, 0)
+            if got > 0 {
+                offset += got
+                continue
+            }
+            if got == 0 { throw .closed }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK {
+                try wait(fd, events: Int16(POLLIN), deadline: deadline)
+                continue
+            }
+            if code == ECONNRESET { throw .closed }
+            throw .failed("recv", code)
+        }
+    }
+
+    /// Waits until `fd` is ready for `events` or the deadline passes. Hang-up counts as ready:
+    /// the next read or write then reports it.
+    static func wait(_ fd: Int32, events: Int16, deadline: UInt64?) throws(SocketError) {
+        while true {
+            var timeout: Int32 = -1
+            if let deadline {
+                let now = monotonicNanoseconds()
+                guard now < deadline else { throw .timedOut }
+                timeout = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+            }
+            var entry = pollfd(fd: fd, events: events, revents: 0)
+            let ready = poll(&entry, 1, timeout)
+            if ready > 0 { return }
+            if ready == 0 { continue }  // re-check the deadline
+            if errno == EINTR { continue }
+            throw .failed("poll", errno)
+        }
+    }
+
+    /// True when a socket that should be quiet (an idle worker's) is readable or hung up: the peer
+    /// died or sent something unasked.
+    static func hasEvent(_ fd: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&entry, 1, 0)
+            if ready >= 0 { return ready > 0 }
+            if errno != EINTR { return true }
+        }
+    }
+
+    static func setNonBlocking(_ fd: Int32) throws(SocketError) {
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0 else { throw .failed("fcntl(F_GETFL)", errno) }
+        guard fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw .failed("fcntl(F_SETFL)", errno) }
+    }
+
+    /// A connected `SOCK_STREAM` pair, close-on-exec so a spawned zygote inherits neither end.
+    static func socketPair() throws(SocketError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw .failed("socketpair", errno)
+        }
+        return (fds[0], fds[1])
+    }
+
+    /// close() that ignores EINTR (Linux always releases the fd) and reports nothing else useful.
+    static func close(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        _ = Glibc.close(fd)
+    }
+}
+
+/// Frames over a socket.
+enum FrameIO {
+    static func write(_ frame: Frame, to fd: Int32, deadline: UInt64? = nil) throws(SocketError) {
+        let bytes = frame.encoded()
+        try bytes.withBytes { (raw) throws(SocketError) in try SocketIO.writeAll(fd, raw, deadline: deadline) }
+    }
+
+    /// Reads one frame; the header is checked before the payload is allocated.
+    static func read(from fd: Int32, deadline: UInt64? = nil) throws(SocketError) -> Frame {
+        var headerBytes = [UInt8](repeating: 0, count: Frame.headerSize)
+        try headerBytes.withMutableBytes { (raw) throws(SocketError) in try SocketIO.readExactly(fd, raw, deadline: deadline) }
+        let header: Frame.Header
+        do throws(FrameError) {
+            header = try headerBytes.withBytes { (raw) throws(FrameError) in try Frame.Header(parsing: raw) }
+        } catch {
+            throw .badFrame(error)
+        }
+        var payload = [UInt8](repeating: 0, count: header.payloadLength)
+        try payload.withMutableBytes { (raw) throws(SocketError) in try SocketIO.readExactly(fd, raw, deadline: deadline) }
+        do throws(FrameError) {
+            return try payload.withBytes { (raw) throws(FrameError) in try Frame(header: header, payload: raw) }
+        } catch {
+            throw .badFrame(error)
+        }
+    }
+}

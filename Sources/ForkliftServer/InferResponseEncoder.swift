@@ -1,0 +1,78 @@
+import ForkliftEngine
+import ForkliftPool
+import Foundation
+
+/// An encoded infer response: JSON, then the binary outputs in the order they are listed.
+public struct EncodedInferResponse: Sendable {
+    public var body: [UInt8]
+    /// Length of the JSON part when binary outputs follow it (the `Inference-Header-Content-Length`
+    /// response header); nil when the body is all JSON.
+    public var headerLength: Int?
+}
+
+/// Writes the V2 infer response for the outputs the client asked for.
+public enum InferResponseEncoder {
+    public static func encode(
+        _ result: InferenceResult, outputs requested: [RequestedOutput], model: ModelMetadata, id: String?
+    ) throws(ServerError) -> EncodedInferResponse {
+        var writer = JSONWriter(capacity: 512)
+        writer.raw("{")
+        writer.key("model_name")
+        writer.string(model.name)
+        writer.raw(",")
+        writer.key("model_version")
+        writer.string(model.version)
+        if let id {
+            writer.raw(",")
+            writer.key("id")
+            writer.string(id)
+        }
+        writer.raw(",")
+        writer.key("outputs")
+        writer.raw("[")
+        var binaryParts: [Data] = []
+        for (position, output) in requested.enumerated() {
+            guard output.index < result.outputs.count, output.index < model.outputs.count else {
+                throw ServerError(
+                    .internalServerError, "the worker returned \(result.outputs.count) outputs, the model has \(model.outputs.count)")
+            }
+            let tensor = result.outputs[output.index]
+            let name = model.outputs[output.index].name
+            guard let count = Shape.elementCount(tensor.shape), count * tensor.dtype.byteSize == tensor.data.count else {
+                throw ServerError(
+                    .internalServerError,
+                    "output '\(name)': shape \(Shape.describe(tensor.shape)) does not match its \(tensor.data.count) bytes")
+            }
+            if position > 0 { writer.raw(",") }
+            writer.raw("{")
+            writer.key("name")
+            writer.string(name)
+            writer.raw(",")
+            writer.key("datatype")
+            writer.string(V2DataType.name(tensor.dtype))
+            writer.raw(",")
+            writer.key("shape")
+            writer.integers(tensor.shape)
+            writer.raw(",")
+            if output.binary {
+                writer.key("parameters")
+                writer.raw("{")
+                writer.key("binary_data_size")
+                writer.raw(String(tensor.data.count))
+                writer.raw("}")
+                binaryParts.append(tensor.data)
+            } else {
+                writer.key("data")
+                TensorDataEncoder.write(tensor.data, count: count, dtype: tensor.dtype, into: &writer)
+            }
+            writer.raw("}")
+        }
+        writer.raw("]}")
+        guard !binaryParts.isEmpty else { return EncodedInferResponse(body: writer.bytes, headerLength: nil) }
+        let headerLength = writer.bytes.count
+        var body = writer.bytes
+        body.reserveCapacity(headerLength + binaryParts.reduce(0) { $0 + $1.count })
+        for part in binaryParts { body.append(contentsOf: part) }
+        return EncodedInferResponse(body: body, headerLength: headerLength)
+    }
+}

@@ -1,0 +1,26 @@
+import ForkliftPool
+
+/// What the HTTP layer needs from the worker pool. `WorkerPool` conforms (see `forklift serve`);
+/// tests can put a fake behind the same routes. The requirements are async so that an actor or a
+/// lock-based class can conform alike.
+public protocol InferenceBackend: Sendable {
+    /// True while every model has at least one live worker.
+    func serverReady() async -> Bool
+    /// True while `model` has at least one live worker.
+    func modelReady(_ model: String) async -> Bool
+    func infer(_ request: InferenceRequest) async throws(PoolError) -> InferenceResult
+}
+
+/// HTTP settings of `forklift serve`.
+public struct ServerConfiguration: Sendable {
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port; the chosen one is reported through `onListening`.
+    public var port: Int = 8080
+    /// Largest request body, compressed or decompressed; past it the answer is 413.
+    public var maxBodyBytes: Int = 64 << 20
+    /// How long in-flight requests may take to finish after SIGTERM or SIGINT.
+    public var gracefulTimeout: Duration = .seconds(30)
+    public var settings = ServingSettings(workers: 1, maxQueueDelayMicroseconds: 0)
+
+    public init() {}
+}

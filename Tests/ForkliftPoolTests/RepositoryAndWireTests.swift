@@ -1,0 +1,115 @@
+import ForkliftEngine
+import Foundation
+import Testing
+
+@testable import ForkliftPool
+
+@Suite struct RepositoryTests {
+    let scratch: URL = FileManager.default.temporaryDirectory.appendingPathComponent("forklift-repo-\(UUID().uuidString)")
+
+    private func write(_ text: String, _ path: String) throws {
+        let url = scratch.appendingPathComponent(path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    @Test func layouts() throws {
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        try write("x", "models/plain/model.onnx")
+        try write(#"{"max_batch_size": 8, "labels": "labels.txt"}"#, "models/plain/config.json")
+        try write("a\nb\n", "models/plain/labels.txt")
+        try write("x", "models/triton/1/model.onnx")
+        try write("x", "models/triton/3/model.onnx")
+        try write("x", "models/triton/2/model.onnx")
+        try write(#"{"max_batch_size": 4}"#, "models/triton/config.json")
+        try write("not a model", "models/empty/readme.txt")
+        let entries = try ModelRepository.scan(scratch.appendingPathComponent("models"))
+        #expect(entries.map(\.name) == ["plain", "triton"])
+        #expect(entries[0].config.maxBatchSize == 8)
+        #expect(entries[0].version == "1")
+        #expect(try ModelRepository.labels(for: entries[0]) == ["a", "b"])
+        #expect(entries[1].version == "3")
+        #expect(entries[1].path.path.hasSuffix("triton/3/model.onnx"))
+        #expect(entries[1].config.maxBatchSize == 4)
+        let single = try ModelRepository.scan(scratch.appendingPathComponent("models/plain/model.onnx"))
+        #expect(single.map(\.name) == ["model"])
+        #expect(single[0].config.maxBatchSize == 8)
+        let digits = try ModelRepository.scan(PoolTestSupport.root.appendingPathComponent("models"))
+        #expect(digits.map(\.name) == ["digits"])
+    }
+
+    @Test func errorsNameThePath() throws {
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        try write("nothing", "empty/readme.txt")
+        #expect(throws: RepositoryError.noModels(path: scratch.appendingPathComponent("empty").path)) {
+            try ModelRepository.scan(scratch.appendingPathComponent("empty"))
+        }
+        #expect(throws: RepositoryError.notFound(path: scratch.appendingPathComponent("absent").path)) {
+            try ModelRepository.scan(scratch.appendingPathComponent("absent"))
+        }
+        try write("x", "bad/m/model.onnx")
+        try write(#"{"max_batch_size": "many"}"#, "bad/m/config.json")
+        do {
+            _ = try ModelRepository.scan(scratch.appendingPathComponent("bad"))
+            Issue.record("a bad config must fail")
+        } catch {
+            #expect("\(error)".contains("bad/m/config.json") && "\(error)".contains("max_batch_size"), "\(error)")
+        }
+        try write("x", "nolabels/m/model.onnx")
+        try write(#"{"labels": "missing.txt"}"#, "nolabels/m/config.json")
+        do {
+            _ = try ModelRepository.scan(scratch.appendingPathComponent("nolabels"))
+            Issue.record("a missing labels file must fail")
+        } catch {
+            #expect("\(error)".contains("missing.txt"), "\(error)")
+        }
+    }
+}
+
+@Suite struct WireTests {
+    private func roundTrip(_ frame: Frame) throws -> Frame {
+        let bytes = frame.encoded()
+        let header = try bytes.prefix(Frame.headerSize).withUnsafeBytes { try Frame.Header(parsing: $0) }
+        return try bytes.dropFirst(Frame.headerSize).withUnsafeBytes { try Frame(header: header, payload: $0) }
+    }
+
+    @Test func framesRoundTrip() throws {
+        var frame = Frame(kind: .batch, batchID: 42, model: 3, requests: 2)
+        frame.items = [
+            WireTensor(dtype: .float32, shape: [1, 2], data: Data(count: 8)),
+            WireTensor(dtype: .int64, shape: [2], data: Data(repeating: 7, count: 16)),
+            WireTensor(dtype: .bool, shape: [], data: Data([1])),
+        ]
+        #expect(try roundTrip(frame) == frame)
+        var error = Frame(kind: .error, batchID: 9, model: 0, requests: 1)
+        error.code = Frame.ErrorCode.badInput.rawValue
+        error.message = "input 'x': wrong shape"
+        #expect(try roundTrip(error) == error)
+    }
+
+    @Test func badFramesAreRejectedBeforeAllocating() throws {
+        var frame = Frame(kind: .result, batchID: 1, model: 0, requests: 1)
+        frame.items = [WireTensor(dtype: .float32, shape: [4], data: Data(count: 16))]
+        let good = frame.encoded()
+        func parse(_ bytes: [UInt8]) throws {
+            let header = try bytes.prefix(Frame.headerSize).withUnsafeBytes { try Frame.Header(parsing: $0) }
+            _ = try bytes.dropFirst(Frame.headerSize).withUnsafeBytes { try Frame(header: header, payload: $0) }
+        }
+        var badMagic = good
+        badMagic[0] ^= 0xFF
+        #expect(throws: FrameError.self) { try parse(badMagic) }
+        var badKind = good
+        badKind[4] = 9
+        #expect(throws: FrameError.self) { try parse(badKind) }
+        var huge = good
+        for index in 40..<48 { huge[index] = 0xFF }  // payload length 2^64 - 1
+        #expect(throws: FrameError.self) { try parse(huge) }
+        var shapeMismatch = good
+        shapeMismatch[Frame.headerSize + 8] = 5  // dims [5] for 16 bytes of float32
+        #expect(throws: FrameError.self) { try parse(shapeMismatch) }
+        var bigDim = good
+        for index in (Frame.headerSize + 8)..<(Frame.headerSize + 16) { bigDim[index] = 0xFF }
+        #expect(throws: FrameError.self) { try parse(bigDim) }
+        #expect(throws: FrameError.self) { try parse(Array(good.dropLast())) }
+    }
+}
