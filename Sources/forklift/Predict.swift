@@ -22,7 +22,9 @@ struct Predict: ParsableCommand {
         let outputs: [String: Tensor]
         do { outputs = try Session(model: loaded).run(feeds) } catch { throw CLIError("\(error)") }
         let objects = loaded.outputs.compactMap { spec in outputs[spec.name].map { V2JSON.output(name: spec.name, tensor: $0) } }
-        print("{\"model_name\": \(V2JSON.quoted(URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent)), \"outputs\": [" + objects.joined(separator: ", ") + "]}")
+        print(
+            "{\"model_name\": \(V2JSON.quoted(URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent)), \"outputs\": ["
+                + objects.joined(separator: ", ") + "]}")
     }
 }
 
@@ -30,7 +32,9 @@ struct Predict: ParsableCommand {
 enum InputFiles {
     static func load(_ arguments: [String], for model: Model) throws -> [String: Tensor] {
         guard !arguments.isEmpty else {
-            throw CLIError("no input: pass --input FILE (.npy or .json)" + (model.inputs.count > 1 ? " as NAME=FILE for each of \(model.inputs.map(\.name).joined(separator: ", "))" : ""))
+            throw CLIError(
+                "no input: pass --input FILE (.npy or .json)"
+                    + (model.inputs.count > 1 ? " as NAME=FILE for each of \(model.inputs.map(\.name).joined(separator: ", "))" : ""))
         }
         var feeds: [String: Tensor] = [:]
         for argument in arguments {
@@ -41,7 +45,8 @@ enum InputFiles {
                 path = String(argument[argument.index(after: equals)...])
             } else {
                 guard model.inputs.count == 1, let only = model.inputs.first else {
-                    throw CLIError("the model has inputs \(model.inputs.map(\.name).joined(separator: ", ")): pass --input NAME=FILE for each")
+                    throw CLIError(
+                        "the model has inputs \(model.inputs.map(\.name).joined(separator: ", ")): pass --input NAME=FILE for each")
                 }
                 name = only.name
                 path = argument
@@ -85,7 +90,8 @@ enum V2JSON {
         default: data = values.map { String(Int64($0)) }.joined(separator: ", ")
         }
         let shape = tensor.shape.map(String.init).joined(separator: ", ")
-        return "{\"name\": \(quoted(name)), \"datatype\": \"\(TensorJSON.v2Name(tensor.dtype))\", \"shape\": [\(shape)], \"data\": [\(data)]}"
+        return
+            "{\"name\": \(quoted(name)), \"datatype\": \"\(TensorJSON.v2Name(tensor.dtype))\", \"shape\": [\(shape)], \"data\": [\(data)]}"
     }
 
     static func number(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }

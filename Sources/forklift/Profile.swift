@@ -40,7 +40,9 @@ struct Profile: ParsableCommand {
         print("batch   samples/s    median ms   GFLOP/s   runs")
         for result in results {
             let gflops = flops.map { String(format: "%9.1f", Double($0) * result.samplesPerSecond / 1e9) } ?? "        -"
-            print(String(format: "%5d %11.1f %12.3f", result.batch, result.samplesPerSecond, result.medianSeconds * 1000) + " \(gflops) \(String(format: "%6d", result.runs))")
+            print(
+                String(format: "%5d %11.1f %12.3f", result.batch, result.samplesPerSecond, result.medianSeconds * 1000)
+                    + " \(gflops) \(String(format: "%6d", result.runs))")
         }
         for result in results {
             print("\ntime per op type at batch \(result.batch) (ms per run, share):")

@@ -90,7 +90,10 @@ import Testing
             nodes: [Self.node("Relu", "first", ["b"], ["a"]), Self.node("Relu", "second", ["a"], ["b"])],
             inputs: [Self.valueInfo("x", [1])], outputs: [Self.valueInfo("b", [1])])
         let error = try #require(Self.loadError(data))
-        guard case .cycle(let nodes) = error else { Issue.record("expected a cycle, got \(error)"); return }
+        guard case .cycle(let nodes) = error else {
+            Issue.record("expected a cycle, got \(error)")
+            return
+        }
         #expect(Set(nodes) == ["first", "second"])
         #expect("\(error)".contains("cycle"))
     }
@@ -108,7 +111,10 @@ import Testing
             nodes: [Self.node("NonMaxSuppression", "nms_7", ["x"], ["y"])],
             inputs: [Self.valueInfo("x", [1])], outputs: [Self.valueInfo("y", [1])])
         let error = try #require(Self.loadError(data))
-        guard case .unsupportedOp(let node, let op, _) = error else { Issue.record("got \(error)"); return }
+        guard case .unsupportedOp(let node, let op, _) = error else {
+            Issue.record("got \(error)")
+            return
+        }
         #expect(node == "nms_7" && op == "NonMaxSuppression")
     }
 
@@ -189,7 +195,9 @@ import Testing
         let model = try Model(contentsOf: Fixtures.model("digits"))
         #expect { _ = try Session(model: model).run([:]) } throws: { "\($0)".contains("missing input 'float_input'") }
         #expect {
-            _ = try Session(model: model).run(["float_input": Tensor(dtype: .float32, shape: [1, 64]), "extra": Tensor(dtype: .float32, shape: [1])])
+            _ = try Session(model: model).run([
+                "float_input": Tensor(dtype: .float32, shape: [1, 64]), "extra": Tensor(dtype: .float32, shape: [1]),
+            ])
         } throws: { "\($0)".contains("unknown input 'extra'") }
     }
 }

@@ -30,7 +30,8 @@ import Testing
         let predicted = try #require(outputs["label"]).doubles()
         let correct = zip(predicted, labels).filter { $0 == $1 }.count
         let accuracy = Double(correct) / Double(labels.count)
-        let json = try #require(FileManager.default.contents(atPath: Fixtures.cache.appendingPathComponent("reference/digits/accuracy.json").path))
+        let json = try #require(
+            FileManager.default.contents(atPath: Fixtures.cache.appendingPathComponent("reference/digits/accuracy.json").path))
         let reference = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
         let sklearn = try #require(reference["sklearn_accuracy"] as? Double)
         #expect(abs(accuracy - sklearn) < 1e-12, "engine \(accuracy), scikit-learn \(sklearn)")

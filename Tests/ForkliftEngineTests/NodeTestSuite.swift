@@ -39,7 +39,9 @@ import Testing
                 case .skipped: continue
                 }
                 if filter != nil {
-                    print("[node] \(label): \(failed.last?.0 == label ? "FAILED \(failed.last?.1 ?? "")" : rejected.last?.0 == label ? "rejected: \(rejected.last?.1 ?? "")" : "passed")")
+                    print(
+                        "[node] \(label): \(failed.last?.0 == label ? "FAILED \(failed.last?.1 ?? "")" : rejected.last?.0 == label ? "rejected: \(rejected.last?.1 ?? "")" : "passed")"
+                    )
                 }
             }
         }
@@ -72,7 +74,9 @@ import Testing
                 let inputs = try Self.readTensors(setURL, prefix: "input_")
                 let expected = try Self.readTensors(setURL, prefix: "output_")
                 let outputs = try session.run(inputs: inputs)
-                guard outputs.count == expected.count else { return .failed("\(set): \(outputs.count) outputs, expected \(expected.count)") }
+                guard outputs.count == expected.count else {
+                    return .failed("\(set): \(outputs.count) outputs, expected \(expected.count)")
+                }
                 for (index, (actual, reference)) in zip(outputs, expected).enumerated() {
                     if let mismatch = Self.compare(actual, reference) {
                         return .failed("\(set) output \(index): \(mismatch)")

@@ -9,7 +9,8 @@ public enum NPY {
         public var description: String {
             switch self {
             case .malformed(let why): "not a valid .npy file: \(why)"
-            case .unsupportedDType(let descr): ".npy dtype '\(descr)' is not supported (use float32, float64, int64, int32, int8, uint8 or bool)"
+            case .unsupportedDType(let descr):
+                ".npy dtype '\(descr)' is not supported (use float32, float64, int64, int32, int8, uint8 or bool)"
             }
         }
     }
@@ -49,7 +50,8 @@ public enum NPY {
         guard let count = Shape.elementCount(shape) else { throw .malformed("shape \(shape) is too large") }
         let payload = headerStart + headerLength
         guard bytes.count - payload == count * dtype.byteSize else {
-            throw .malformed("shape \(Shape.describe(shape)) of \(dtype) needs \(count * dtype.byteSize) bytes, file has \(bytes.count - payload)")
+            throw .malformed(
+                "shape \(Shape.describe(shape)) of \(dtype) needs \(count * dtype.byteSize) bytes, file has \(bytes.count - payload)")
         }
         return bytes[payload...].withUnsafeBytes { Tensor(dtype: dtype, shape: shape, bytes: $0) }
     }
@@ -70,7 +72,9 @@ public enum NPY {
 
     public static func write(_ tensor: Tensor) -> Data {
         let descr = descriptors.first { $0.value == tensor.dtype }?.key ?? "<f4"
-        let shapeText = tensor.shape.isEmpty ? "()" : tensor.shape.count == 1 ? "(\(tensor.shape[0]),)" : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
+        let shapeText =
+            tensor.shape.isEmpty
+            ? "()" : tensor.shape.count == 1 ? "(\(tensor.shape[0]),)" : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
         let unpadded = 10 + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"

@@ -48,7 +48,9 @@ enum Fusion {
     }
 
     private static func foldedProducer(_ producer: NodeIR, into bn: NodeIR, graph: inout GraphIR) -> NodeIR? {
-        guard producer.domain.isEmpty, producer.fusedActivation == nil, let (scale, shift) = affine(of: bn, graph: graph) else { return nil }
+        guard producer.domain.isEmpty, producer.fusedActivation == nil, let (scale, shift) = affine(of: bn, graph: graph) else {
+            return nil
+        }
         switch producer.opType {
         case "Conv": return foldIntoConv(producer, bn: bn, scale: scale, shift: shift, graph: &graph)
         case "Gemm": return foldIntoGemm(producer, bn: bn, scale: scale, shift: shift, graph: &graph)
@@ -71,8 +73,10 @@ enum Fusion {
         let oldBias = bias?.floatArray() ?? [Float](repeating: 0, count: scale.count)
         let newBias = scale.indices.map { oldBias[$0] * scale[$0] + shift[$0] }
         var folded = conv
-        folded.inputs = [conv.inputs[0], addConstant(newWeight, named: "\(conv.name)::bn_weight", to: &graph),
-            addConstant(Tensor(floats: newBias, shape: [scale.count]), named: "\(conv.name)::bn_bias", to: &graph)]
+        folded.inputs = [
+            conv.inputs[0], addConstant(newWeight, named: "\(conv.name)::bn_weight", to: &graph),
+            addConstant(Tensor(floats: newBias, shape: [scale.count]), named: "\(conv.name)::bn_bias", to: &graph),
+        ]
         folded.outputs = bn.outputs
         return folded
     }
@@ -106,8 +110,10 @@ enum Fusion {
         }
         let newC = (0..<n).map { beta * oldC[$0] * scale[$0] + shift[$0] }
         var folded = gemm
-        folded.inputs = [gemm.inputs[0], addConstant(newB, named: "\(gemm.name)::bn_b", to: &graph),
-            addConstant(Tensor(floats: newC, shape: [n]), named: "\(gemm.name)::bn_c", to: &graph)]
+        folded.inputs = [
+            gemm.inputs[0], addConstant(newB, named: "\(gemm.name)::bn_b", to: &graph),
+            addConstant(Tensor(floats: newC, shape: [n]), named: "\(gemm.name)::bn_c", to: &graph),
+        ]
         folded.attributes["beta"] = .float(1)
         folded.outputs = bn.outputs
         return folded

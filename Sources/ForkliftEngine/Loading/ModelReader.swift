@@ -71,7 +71,8 @@ enum ModelReader {
             throw .malformedModel("graph \(role) '\(info.name)' is not a tensor (sequences and maps are not supported)")
         }
         guard let dtype = DType(rawValue: tensorType.elemType) else {
-            throw .malformedModel("graph \(role) '\(info.name)' has dtype \(DType.onnxName(tensorType.elemType)), which the engine does not support")
+            throw .malformedModel(
+                "graph \(role) '\(info.name)' has dtype \(DType.onnxName(tensorType.elemType)), which the engine does not support")
         }
         let shape: [Dim]? =
             tensorType.hasShape

@@ -30,7 +30,8 @@ enum TensorDecoding {
     private static func fromBytes(_ data: Data, dtype: DType, shape: [Int], count: Int, name: String) throws(EngineError) -> Tensor {
         guard data.count == count * dtype.byteSize else {
             throw .malformedModel(
-                "tensor '\(name)' has \(data.count) bytes of data, but shape \(Shape.describe(shape)) of \(dtype) needs \(count * dtype.byteSize)")
+                "tensor '\(name)' has \(data.count) bytes of data, but shape \(Shape.describe(shape)) of \(dtype) needs \(count * dtype.byteSize)"
+            )
         }
         return data.withUnsafeBytes { Tensor(dtype: dtype, shape: shape, bytes: $0) }
     }
@@ -95,7 +96,8 @@ enum TensorDecoding {
             let data = try handle.read(upToCount: byteCount) ?? Data()
             guard data.count == byteCount else {
                 throw EngineError.malformedModel(
-                    "tensor '\(proto.name)': external file '\(location)' holds \(data.count) bytes at offset \(offset), \(byteCount) needed")
+                    "tensor '\(proto.name)': external file '\(location)' holds \(data.count) bytes at offset \(offset), \(byteCount) needed"
+                )
             }
             return data
         } catch let error as EngineError {

@@ -42,9 +42,12 @@ public final class Model: Sendable {
         Fusion.apply(&graph)
         Self.pruneConstants(&graph)
         kernels = try Self.kernels(graph)
-        let finalProbes = probes.isEmpty ? [] : try probeValues.map { (value) throws(EngineError) in
-            try ShapeProbe(graph: graph, kernels: kernels, symbolValue: value)
-        }
+        let finalProbes =
+            probes.isEmpty
+            ? []
+            : try probeValues.map { (value) throws(EngineError) in
+                try ShapeProbe(graph: graph, kernels: kernels, symbolValue: value)
+            }
         inputs = graph.inputs
         outputs = Self.outputSpecs(graph, probes: finalProbes)
         summary = ModelSummary(file: fileSummary, prepared: graph, probes: finalProbes)
@@ -117,7 +120,8 @@ public struct ModelSummary: Sendable {
         self.file = file
         var counts: [String: Int] = [:]
         for node in prepared.nodes {
-            let label = node.fusedActivation == nil ? node.qualifiedOp : node.qualifiedOp + "+" + (node.fusedActivation == .relu ? "Relu" : "Clip")
+            let label =
+                node.fusedActivation == nil ? node.qualifiedOp : node.qualifiedOp + "+" + (node.fusedActivation == .relu ? "Relu" : "Clip")
             counts[label, default: 0] += 1
         }
         preparedOpCounts = counts

@@ -70,7 +70,7 @@ extension LoadedModel.Spec {
                 return .symbolic(symbol.isEmpty ? "?" : symbol)
             }
         }
-        return try ValueSpecTemplate.make(name: name, dtype: type, shape: dims)
+        return ValueSpec(name: name, dtype: type, shape: dims)
     }
 }
 
