@@ -244,7 +244,7 @@ import Testing
             #"{"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "parameters": {"binary_data_size": \#(count * 4)}}]}"#
                 .utf8)
         let reply = try RawHTTP.request(
-            port: server.port, "POST", "/v2/models/model/infer", headers: [("Inference-Header-Content-Length", String(header.count))],
+            port: server.port, "POST", "/v2/models/resnet18/infer", headers: [("Inference-Header-Content-Length", String(header.count))],
             body: header + [UInt8](repeating: 0, count: count * 4))
         #expect(reply.status == 504, "\(reply.text)")
         #expect(reply.text.contains("deadline"), "\(reply.text)")

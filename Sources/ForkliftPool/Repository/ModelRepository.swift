@@ -32,8 +32,21 @@ public enum ModelRepository {
         if !isDirectory.boolValue {
             guard path.pathExtension == "onnx" else { throw .noModels(path: path.path) }
             let folder = path.deletingLastPathComponent()
-            let name = path.deletingPathExtension().lastPathComponent
-            return [ModelEntry(name: name, version: "1", path: path, config: try config(in: folder))]
+            guard path.lastPathComponent == modelFile else {
+                let name = path.deletingPathExtension().lastPathComponent
+                return [ModelEntry(name: name, version: "1", path: path, config: try config(in: folder))]
+            }
+            // A repository's own file (`<name>/model.onnx` or `<name>/<version>/model.onnx`) keeps
+            // the name it has in the repository, as Triton's layout gives it.
+            if Int(folder.lastPathComponent) != nil {
+                let modelFolder = folder.deletingLastPathComponent()
+                return [
+                    ModelEntry(
+                        name: modelFolder.lastPathComponent, version: folder.lastPathComponent, path: path,
+                        config: try config(in: modelFolder))
+                ]
+            }
+            return [ModelEntry(name: folder.lastPathComponent, version: "1", path: path, config: try config(in: folder))]
         }
         let children: [String]
         do { children = try manager.contentsOfDirectory(atPath: path.path) } catch {
