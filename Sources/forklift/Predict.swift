@@ -1,5 +1,6 @@
 import ArgumentParser
 import ForkliftEngine
+import ForkliftServer
 import Foundation
 
 struct Predict: ParsableCommand {
@@ -91,7 +92,7 @@ enum V2JSON {
         }
         let shape = tensor.shape.map(String.init).joined(separator: ", ")
         return
-            "{\"name\": \(quoted(name)), \"datatype\": \"\(TensorJSON.v2Name(tensor.dtype))\", \"shape\": [\(shape)], \"data\": [\(data)]}"
+            "{\"name\": \(quoted(name)), \"datatype\": \"\(V2DataType.name(tensor.dtype))\", \"shape\": [\(shape)], \"data\": [\(data)]}"
     }
 
     static func number(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }

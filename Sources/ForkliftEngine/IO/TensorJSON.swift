@@ -68,17 +68,4 @@ public enum TensorJSON {
         }
         return tensor
     }
-
-    /// The V2 datatype name of a dtype ("FP32", "INT64", …).
-    public static func v2Name(_ dtype: DType) -> String {
-        switch dtype {
-        case .float32: "FP32"
-        case .float64: "FP64"
-        case .int64: "INT64"
-        case .int32: "INT32"
-        case .int8: "INT8"
-        case .uint8: "UINT8"
-        case .bool: "BOOL"
-        }
-    }
 }

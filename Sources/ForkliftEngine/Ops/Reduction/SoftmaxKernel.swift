@@ -88,7 +88,7 @@ struct SoftmaxKernel: Kernel {
             let source = x + j * inner
             let target = y + j * inner
             for t in 0..<inner {
-                let e = ReductionMath.exp(source[t] - peak[t])
+                let e = FastMath.exp(source[t] - peak[t])
                 target[t] = e
                 total[t] += e
             }
