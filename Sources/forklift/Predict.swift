@@ -22,9 +22,14 @@ struct Predict: ParsableCommand {
         let feeds = try InputFiles.load(input, for: loaded)
         let outputs: [String: Tensor]
         do { outputs = try Session(model: loaded).run(feeds) } catch { throw CLIError("\(error)") }
+        // A repository's model.onnx is known by its folder's name, as `forklift serve` names it.
+        let url = URL(fileURLWithPath: model)
+        let modelName =
+            url.lastPathComponent == "model.onnx"
+            ? url.deletingLastPathComponent().lastPathComponent : url.deletingPathExtension().lastPathComponent
         let objects = loaded.outputs.compactMap { spec in outputs[spec.name].map { V2JSON.output(name: spec.name, tensor: $0) } }
         print(
-            "{\"model_name\": \(V2JSON.quoted(URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent)), \"outputs\": ["
+            "{\"model_name\": \(V2JSON.quoted(modelName)), \"outputs\": ["
                 + objects.joined(separator: ", ") + "]}")
     }
 }
