@@ -52,6 +52,18 @@ import Testing
         #expect(flops > 3_400_000_000 && flops < 3_800_000_000, "ResNet-18 is ~3.6 GFLOPs per image, got \(flops)")
     }
 
+    /// Weights packed by the GEMM kernels are not kept a second time as plain constants.
+    @Test func packedWeightsAreHeldOnce() throws {
+        let model = try Model(contentsOf: Fixtures.model("wide_mlp"))
+        let plainBytes = model.plan.initialSlots.compactMap { $0?.residentBytes }.reduce(0, +)
+        #expect(model.summary.file.parameterBytes > 20_000_000)
+        #expect(plainBytes < 100_000, "constants still held as plain tensors: \(plainBytes) bytes")
+        let input = try Fixtures.reference("wide_mlp", "input_b8.npy")
+        let expected = try Fixtures.reference("wide_mlp", "logits_b8.npy")
+        let output = try #require(try Session(model: model).run(inputs: [input]).first)
+        #expect(Fixtures.relativeError(output, expected) <= 1e-4)
+    }
+
     /// Intermediate buffers are recycled: a second run of the same shape allocates nothing new.
     @Test func buffersAreReused() throws {
         let model = try Model(contentsOf: Fixtures.model("wide_mlp"))

@@ -37,6 +37,10 @@ public protocol Kernel: Sendable {
     /// the session then shares the storage and does not call `run`.
     var aliasesInput: Bool { get }
 
+    /// Inputs whose constant value the kernel copied into its own packed form at load and never
+    /// reads again: the model then keeps only their shape, not a second copy of the weights.
+    var absorbedInputs: [Int] { get }
+
     /// Output values that follow from the input types alone (Shape), or nil.
     func valuesFromTypes(_ inputs: [TensorType]) -> [Tensor]?
 
@@ -46,6 +50,7 @@ public protocol Kernel: Sendable {
 
 extension Kernel {
     public var aliasesInput: Bool { false }
+    public var absorbedInputs: [Int] { [] }
     public func valuesFromTypes(_ inputs: [TensorType]) -> [Tensor]? { nil }
     public func flops(_ inputs: [TensorType], _ outputs: [TensorType]) -> Int { outputs.reduce(0) { $0 + ($1.shape.reduce(1, *)) } }
 }

@@ -51,6 +51,7 @@ public final class Model: Sendable {
         inputs = graph.inputs
         outputs = Self.outputSpecs(graph, probes: finalProbes)
         summary = ModelSummary(file: fileSummary, prepared: graph, probes: finalProbes)
+        Self.dropAbsorbedConstants(&graph, kernels: kernels)
         plan = ExecutionPlan(graph: graph, kernels: kernels)
     }
 
@@ -66,6 +67,21 @@ public final class Model: Sendable {
         var used = Set(graph.outputs.map(\.name))
         for node in graph.nodes { used.formUnion(node.inputs) }
         graph.constants = graph.constants.filter { used.contains($0.key) }
+    }
+
+    /// Replaces constants that every reader packed into its kernel by data-less placeholders of
+    /// the same type, so that packed weights are not held twice.
+    private static func dropAbsorbedConstants(_ graph: inout GraphIR, kernels: [any Kernel]) {
+        var readers: [String: Int] = [:]
+        var absorbers: [String: Int] = [:]
+        for output in graph.outputs { readers[output.name, default: 0] += 1 }
+        for (node, kernel) in zip(graph.nodes, kernels) {
+            for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+            for index in kernel.absorbedInputs where index < node.inputs.count { absorbers[node.inputs[index], default: 0] += 1 }
+        }
+        for (name, count) in absorbers where readers[name] == count {
+            if let value = graph.constants[name] { graph.constants[name] = value.shapeOnly() }
+        }
     }
 
     /// Output shapes as inferred: a dimension that follows the probe value is the batch dimension.

@@ -123,6 +123,15 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         Tensor(dtype: dtype, shape: newShape, count: count, storage: storage)
     }
 
+    /// A tensor of this type without its data, for weights that a kernel packed away; only
+    /// kernels listing the input in `absorbedInputs` ever receive one.
+    func shapeOnly() -> Tensor {
+        Tensor(dtype: dtype, shape: shape, count: count, storage: TensorStorage.allocateOrDie(0))
+    }
+
+    /// Bytes of data this tensor holds (zero for a `shapeOnly` placeholder).
+    var residentBytes: Int { min(byteCount, storage.capacity) }
+
     public var byteCount: Int { count * dtype.byteSize }
     public var rank: Int { shape.count }
     public var raw: UnsafeMutableRawPointer { storage.data }

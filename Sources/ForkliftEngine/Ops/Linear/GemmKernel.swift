@@ -12,6 +12,9 @@ struct GemmKernel: Kernel {
     let hasC: Bool
     /// Constant B, packed and scaled by alpha.
     let weights: PackedWeights?
+
+    /// A packed B is read from `weights` only; runs look at B's shape, never its data.
+    var absorbedInputs: [Int] { weights == nil ? [] : [1] }
     /// Constant C scaled by beta and broadcast to N floats, when it is a single row and B is constant.
     let biasRow: Tensor?
     /// Constant C scaled by beta, when C is constant.

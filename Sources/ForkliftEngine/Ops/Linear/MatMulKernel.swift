@@ -6,6 +6,9 @@ struct MatMulKernel: Kernel {
     let activation: Activation?
     let weights: PackedWeights?
 
+    /// A packed B is read from `weights` only; runs look at B's shape, never its data.
+    var absorbedInputs: [Int] { weights == nil ? [] : [1] }
+
     static func make(_ ctx: NodeContext) throws(KernelError) -> any Kernel {
         try ctx.expect(inputs: 2...2)
         try ctx.allowAttributes([])
