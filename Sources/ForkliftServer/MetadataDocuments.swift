@@ -78,26 +78,36 @@ public enum MetadataDocuments {
         writer.key("platform")
         writer.string(platform)
         for (key, specs) in [("inputs", model.inputs), ("outputs", model.outputs)] {
-            writer.raw(",")
-            writer.key(key)
-            writer.raw("[")
-            for (index, spec) in specs.enumerated() {
-                if index > 0 { writer.raw(",") }
-                writer.raw("{")
-                writer.key("name")
-                writer.string(spec.name)
-                writer.raw(",")
-                writer.key("datatype")
-                writer.string(V2DataType.name(spec.dtype))
-                writer.raw(",")
-                writer.key("shape")
-                writer.integers(dims(spec, dropBatch: false))
-                writer.raw("}")
+            tensorList(&writer, key: key, specs: specs, typeKey: "datatype", shapeKey: "shape", dropBatch: false) {
+                V2DataType.name($0)
             }
-            writer.raw("]")
         }
         writer.raw("}")
         return writer.bytes
+    }
+
+    /// `,"key":[{"name":…,"<typeKey>":…,"<shapeKey>":[…]},…]`: the tensor lists of metadata and config.
+    private static func tensorList(
+        _ writer: inout JSONWriter, key: String, specs: [ValueSpec], typeKey: String, shapeKey: String, dropBatch: Bool,
+        typeName: (DType) -> String
+    ) {
+        writer.raw(",")
+        writer.key(key)
+        writer.raw("[")
+        for (index, spec) in specs.enumerated() {
+            if index > 0 { writer.raw(",") }
+            writer.raw("{")
+            writer.key("name")
+            writer.string(spec.name)
+            writer.raw(",")
+            writer.key(typeKey)
+            writer.string(typeName(spec.dtype))
+            writer.raw(",")
+            writer.key(shapeKey)
+            writer.integers(dims(spec, dropBatch: dropBatch))
+            writer.raw("}")
+        }
+        writer.raw("]")
     }
 
     /// `GET /v2/models/{m}/config`: Triton's model configuration, dims without the batch dimension.
@@ -117,23 +127,9 @@ public enum MetadataDocuments {
         writer.key("max_batch_size")
         writer.raw(String(model.maxBatchSize))
         for (key, specs) in [("input", model.inputs), ("output", model.outputs)] {
-            writer.raw(",")
-            writer.key(key)
-            writer.raw("[")
-            for (index, spec) in specs.enumerated() {
-                if index > 0 { writer.raw(",") }
-                writer.raw("{")
-                writer.key("name")
-                writer.string(spec.name)
-                writer.raw(",")
-                writer.key("data_type")
-                writer.string(V2DataType.configName(spec.dtype))
-                writer.raw(",")
-                writer.key("dims")
-                writer.integers(dims(spec, dropBatch: batching))
-                writer.raw("}")
+            tensorList(&writer, key: key, specs: specs, typeKey: "data_type", shapeKey: "dims", dropBatch: batching) {
+                V2DataType.configName($0)
             }
-            writer.raw("]")
         }
         if batching {
             writer.raw(",")
