@@ -52,6 +52,13 @@ import Testing
         #expect(flops > 3_400_000_000 && flops < 3_800_000_000, "ResNet-18 is ~3.6 GFLOPs per image, got \(flops)")
     }
 
+    /// skl2onnx's MatMul + bias Add layers become Gemms, with the Relu after them fused.
+    @Test func digitsLinearLayersBecomeGemms() throws {
+        let ops = try Model(contentsOf: Fixtures.model("digits")).summary.preparedOpCounts
+        #expect(ops["Gemm+Relu"] == 2 && ops["Gemm"] == 1, "\(ops)")
+        #expect(ops["MatMul"] == nil && ops["Add"] == nil && ops["Relu"] == nil, "\(ops)")
+    }
+
     /// Weights packed by the GEMM kernels are not kept a second time as plain constants.
     @Test func packedWeightsAreHeldOnce() throws {
         let model = try Model(contentsOf: Fixtures.model("wide_mlp"))

@@ -1,11 +1,53 @@
 import Foundation
 
 /// Graph rewrites that remove whole ops: BatchNormalization folded into the Conv or Gemm before
-/// it, and Relu/Clip fused into the op before them as an epilogue.
+/// it, a Linear layer's MatMul + bias Add turned into one Gemm, and Relu/Clip fused into the op
+/// before them as an epilogue.
 enum Fusion {
-    static func apply(_ graph: inout GraphIR) {
+    /// `rank` gives a value's rank where shape inference knows it.
+    static func apply(_ graph: inout GraphIR, rank: (String) -> Int?) {
         foldBatchNorms(&graph)
+        fuseLinearBias(&graph, rank: rank)
         fuseActivations(&graph)
+    }
+
+    // MARK: MatMul + Add
+
+    /// MatMul(A, B) + C with A of rank 2, B a constant [K, N] and C a constant [N] or [1, N] is
+    /// Gemm(A, B, C): the bias then rides in the GEMM's epilogue, and a Relu after it fuses too.
+    private static func fuseLinearBias(_ graph: inout GraphIR, rank: (String) -> Int?) {
+        var index = 0
+        while index < graph.nodes.count {
+            let add = graph.nodes[index]
+            if add.opType == "Add", add.domain.isEmpty, add.inputs.count == 2, add.outputs.count == 1,
+                let (producerIndex, biasName) = linearProducer(of: add, in: graph, rank: rank)
+            {
+                let matmul = graph.nodes[producerIndex]
+                graph.nodes[producerIndex] = NodeIR(
+                    name: matmul.name, opType: "Gemm", domain: "", inputs: [matmul.inputs[0], matmul.inputs[1], biasName],
+                    outputs: add.outputs, attributes: [:], fusedActivation: nil)
+                graph.nodes.remove(at: index)
+                continue
+            }
+            index += 1
+        }
+    }
+
+    private static func linearProducer(of add: NodeIR, in graph: GraphIR, rank: (String) -> Int?) -> (Int, String)? {
+        for (valueSide, biasSide) in [(0, 1), (1, 0)] {
+            guard let bias = graph.constants[add.inputs[biasSide]], bias.dtype == .float32,
+                let producerIndex = soleProducer(of: add.inputs[valueSide], in: graph)
+            else { continue }
+            let matmul = graph.nodes[producerIndex]
+            guard matmul.opType == "MatMul", matmul.domain.isEmpty, matmul.fusedActivation == nil,
+                matmul.inputs.count == 2, rank(matmul.inputs[0]) == 2,
+                let weight = graph.constants[matmul.inputs[1]], weight.dtype == .float32, weight.rank == 2
+            else { continue }
+            let n = weight.shape[1]
+            guard bias.shape == [n] || bias.shape == [1, n] else { continue }
+            return (producerIndex, add.inputs[biasSide])
+        }
+        return nil
     }
 
     // MARK: BatchNormalization

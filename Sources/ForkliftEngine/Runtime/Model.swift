@@ -39,7 +39,8 @@ public final class Model: Sendable {
             probes = []
         }
         ProbeFolding.fold(&graph, probes: probes)
-        Fusion.apply(&graph)
+        let ranks = probes.first?.types.mapValues(\.shape.count) ?? [:]
+        Fusion.apply(&graph) { ranks[$0] }
         Self.pruneConstants(&graph)
         kernels = try Self.kernels(graph)
         let finalProbes =
