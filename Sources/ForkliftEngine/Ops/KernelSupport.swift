@@ -1,6 +1,14 @@
 import Foundation
 
 extension Activation {
+    /// The activation as a clamp to [low, high], the form the fused epilogues apply.
+    var bounds: (low: Float, high: Float) {
+        switch self {
+        case .relu: (0, .infinity)
+        case .clip(let low, let high): (low, high)
+        }
+    }
+
     /// Applies the activation in place over `count` floats.
     func apply(_ data: UnsafeMutablePointer<Float>, count: Int) {
         switch self {

@@ -127,13 +127,7 @@ enum ConvEpilogue {
     ) {
         let inPlace = source == UnsafePointer(out) && ld == ldOut
         if inPlace, bias == nil, activation == nil { return }
-        var low = -Float.infinity
-        var high = Float.infinity
-        switch activation {
-        case .relu?: low = 0
-        case .clip(let lo, let hi)?: (low, high) = (lo, hi)
-        case nil: break
-        }
+        let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
         for row in 0..<rows {
             let b = bias?[row] ?? 0
             let s = source + row * ld

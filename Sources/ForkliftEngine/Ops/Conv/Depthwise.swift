@@ -11,13 +11,7 @@ enum Depthwise {
         let filters = channels * multiplier
         let planes = batch * filters
         let columns = (0..<w.kernel[2]).map { w.outputs(2, offset: $0 * w.dilation[2] - w.padBegin[2]) }
-        var low = -Float.infinity
-        var high = Float.infinity
-        switch activation {
-        case .relu?: low = 0
-        case .clip(let lo, let hi)?: (low, high) = (lo, hi)
-        case nil: break
-        }
+        let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
         let clamp = activation != nil
         if DepthwisePlanar.applies(w) {
             DepthwisePlanar(w).run(

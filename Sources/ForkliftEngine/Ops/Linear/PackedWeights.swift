@@ -53,13 +53,7 @@ struct Epilogue {
     var bias: UnsafePointer<Float>?
     var activation: Activation?
 
-    private var bounds: (low: Float, high: Float)? {
-        switch activation {
-        case nil: return nil
-        case .relu: return (0, .infinity)
-        case .clip(let low, let high): return (low, high)
-        }
-    }
+    private var bounds: (low: Float, high: Float)? { activation?.bounds }
 
     /// y[r, j] = act(y[r, j] + bias[j]) in place.
     func finishRows(_ y: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
