@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
@@ -34,6 +36,18 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: engineSwiftSettings
+        ),
+        .target(name: "CJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
+        .target(name: "ForkliftImage", dependencies: ["CJPEG", "ForkliftEngine"], swiftSettings: engineSwiftSettings),
+        .target(
+            name: "ForkliftBench",
+            dependencies: [
+                "ForkliftEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
         .target(
             name: "ForkliftPool",
@@ -62,6 +76,8 @@ let package = Package(
                 "ForkliftEngine",
                 "ForkliftPool",
                 "ForkliftServer",
+                "ForkliftImage",
+                "ForkliftBench",
                 "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -73,6 +89,8 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
+        .testTarget(name: "ForkliftImageTests", dependencies: ["ForkliftImage", "CJPEG", "ForkliftEngine"]),
+        .testTarget(name: "ForkliftBenchTests", dependencies: ["ForkliftBench", "forklift"]),
         .testTarget(
             name: "ForkliftPoolTests",
             dependencies: ["ForkliftPool", "ForkliftEngine", "forklift"]

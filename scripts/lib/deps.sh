@@ -14,6 +14,6 @@ forklift_apt() {
 }
 
 # The Debian packages that building and running Forklift needs.
-FORKLIFT_RUNTIME_PACKAGES=(libopenblas-dev zlib1g-dev pkg-config)
+FORKLIFT_RUNTIME_PACKAGES=(libopenblas-dev libjpeg-dev zlib1g-dev pkg-config)
 # What the tests need on top: ONNX's backend test cases.
 FORKLIFT_TEST_PACKAGES=(libonnx-testdata python3-venv)

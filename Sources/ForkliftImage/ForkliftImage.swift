@@ -1,0 +1,2 @@
+// Placeholder module (issue 3): JPEG decoding and preprocessing.
+import CJPEG

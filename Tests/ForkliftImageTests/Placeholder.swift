@@ -1,0 +1,5 @@
+import Testing
+
+@Suite struct ImagePlaceholderTests {
+    @Test func builds() { #expect(Bool(true)) }
+}
