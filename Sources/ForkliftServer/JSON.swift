@@ -159,37 +159,57 @@ public struct JSONParser {
     private mutating func number() throws(JSONParseError) -> JSON {
         let start = index
         var isInteger = true
-        if current == UInt8(ascii: "-") { index += 1 }
+        var literal = DecimalLiteral()
+        if current == UInt8(ascii: "-") {
+            literal.negative = true
+            index += 1
+        }
         guard let first = current, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9") else { throw error("invalid number") }
         if first == UInt8(ascii: "0") {
             index += 1
         } else {
-            skipDigits()
+            while let digit = currentDigit {
+                literal.appendIntegerDigit(digit)
+                index += 1
+            }
         }
         if current == UInt8(ascii: ".") {
             isInteger = false
             index += 1
-            guard try skipRequiredDigits() else { throw error("invalid number: no digit after '.'") }
+            let fractionStart = index
+            while let digit = currentDigit {
+                literal.appendFractionDigit(digit)
+                index += 1
+            }
+            guard index > fractionStart else { throw error("invalid number: no digit after '.'") }
         }
         if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
             isInteger = false
             index += 1
-            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { index += 1 }
-            guard try skipRequiredDigits() else { throw error("invalid number: no digit in the exponent") }
+            var exponentSign = 1
+            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") {
+                if current == UInt8(ascii: "-") { exponentSign = -1 }
+                index += 1
+            }
+            let exponentStart = index
+            var exponent = 0
+            while let digit = currentDigit {
+                // Clamped: anything this large is out of range for the fast path anyway.
+                exponent = min(exponent * 10 + Int(digit), 100_000)
+                index += 1
+            }
+            guard index > exponentStart else { throw error("invalid number: no digit in the exponent") }
+            literal.exponent += exponentSign * exponent
         }
         let digits = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
         if isInteger, let exact = Self.integer(digits) { return .int(exact) }
-        return .double(Self.double(digits))
+        return .double(literal.double ?? Self.double(digits))
     }
 
-    private mutating func skipDigits() {
-        while let byte = current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") { index += 1 }
-    }
-
-    private mutating func skipRequiredDigits() throws(JSONParseError) -> Bool {
-        let start = index
-        skipDigits()
-        return index > start
+    private var currentDigit: UInt8? {
+        guard index < bytes.count else { return nil }
+        let digit = bytes[index] &- UInt8(ascii: "0")
+        return digit < 10 ? digit : nil
     }
 
     /// The exact value of an integer literal, or nil when it does not fit in Int64.
