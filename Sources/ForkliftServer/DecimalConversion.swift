@@ -47,32 +47,32 @@ struct DecimalLiteral {
             return negative ? -scaled : scaled
         }
         #if arch(x86_64)
-        return extendedDouble
+            return extendedDouble
         #else
-        return nil
+            return nil
         #endif
     }
 
     #if arch(x86_64)
-    /// Up to 19 digits and 10^±27 are exact in Float80's 64-bit significand, so one extended
-    /// operation is within half an extended ulp of the true value. Rounding that to Double is right
-    /// unless the 11 extra bits sit next to the halfway point; then the caller falls back to strtod.
-    private var extendedDouble: Double? {
-        guard (-27...27).contains(exponent) else { return nil }
-        let value = Float80(significand)
-        let power = Self.extendedPowers[abs(exponent)]
-        let scaled = exponent < 0 ? value / power : value * power
-        let extraBits = scaled.significandBitPattern & 0x7FF
-        guard extraBits < 0x3FF || extraBits > 0x401 else { return nil }
-        let rounded = Double(scaled)
-        return negative ? -rounded : rounded
-    }
+        /// Up to 19 digits and 10^±27 are exact in Float80's 64-bit significand, so one extended
+        /// operation is within half an extended ulp of the true value. Rounding that to Double is right
+        /// unless the 11 extra bits sit next to the halfway point; then the caller falls back to strtod.
+        private var extendedDouble: Double? {
+            guard (-27...27).contains(exponent) else { return nil }
+            let value = Float80(significand)
+            let power = Self.extendedPowers[abs(exponent)]
+            let scaled = exponent < 0 ? value / power : value * power
+            let extraBits = scaled.significandBitPattern & 0x7FF
+            guard extraBits < 0x3FF || extraBits > 0x401 else { return nil }
+            let rounded = Double(scaled)
+            return negative ? -rounded : rounded
+        }
 
-    private static let extendedPowers: [Float80] = (0...27).map { exponent in
-        var power: Float80 = 1
-        for _ in 0..<exponent { power *= 10 }
-        return power
-    }
+        private static let extendedPowers: [Float80] = (0...27).map { exponent in
+            var power: Float80 = 1
+            for _ in 0..<exponent { power *= 10 }
+            return power
+        }
     #endif
 
     private static let exactPowers: [Double] = (0...22).map { exponent in
