@@ -91,6 +91,27 @@ import Testing
         error.code = Frame.ErrorCode.badInput.rawValue
         error.message = "input 'x': wrong shape"
         #expect(try roundTrip(error) == error)
+        var partial = Frame(kind: .result, batchID: 10, model: 1, requests: 3)
+        partial.items = [WireTensor(dtype: .float32, shape: [1, 2], data: Data(count: 8))]
+        partial.failures = [
+            RequestFailure(request: 0, message: "image: not a JPEG"), RequestFailure(request: 2, message: "truncated ✂"),
+        ]
+        #expect(try roundTrip(partial) == partial)
+    }
+
+    @Test func failuresOutOfRangeAreRejected() throws {
+        var frame = Frame(kind: .result, batchID: 1, model: 0, requests: 2)
+        frame.failures = [RequestFailure(request: 5, message: "x")]
+        #expect(throws: FrameError.self) { try roundTrip(frame) }
+        frame.failures = [RequestFailure(request: 1, message: "x"), RequestFailure(request: 1, message: "y")]
+        #expect(throws: FrameError.self) { try roundTrip(frame) }
+        frame.failures = [RequestFailure(request: 0, message: "x"), RequestFailure(request: 1, message: "y")]
+        var bytes = frame.encoded()
+        bytes.removeLast()
+        let header = try bytes.prefix(Frame.headerSize).withUnsafeBytes { try Frame.Header(parsing: $0) }
+        #expect(throws: FrameError.self) {
+            try bytes.dropFirst(Frame.headerSize).withUnsafeBytes { try Frame(header: header, payload: $0) }
+        }
     }
 
     @Test func badFramesAreRejectedBeforeAllocating() throws {

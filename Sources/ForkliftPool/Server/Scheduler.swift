@@ -202,14 +202,19 @@ final class Scheduler: @unchecked Sendable {
         lock.broadcast()
         lock.unlock()
         let compute = Double(reply.computeNanoseconds) / 1e9
+        let failures = Dictionary(reply.failures.map { (Int($0.request), $0.message) }, uniquingKeysWith: { first, _ in first })
+        var nextItem = 0
         for (index, request) in batch.requests.enumerated() {
             let result: Result<InferenceResult, PoolError>
             if reply.kind == .error {
                 result = .failure(
                     reply.code == Frame.ErrorCode.badInput.rawValue
                         ? .badInput(reply.message) : .workerFailed("model '\(names[batch.model])': \(reply.message)"))
+            } else if let message = failures[index] {
+                result = .failure(.badInput(message))
             } else {
-                let outputs = Array(reply.items[(index * outputsPerRequest)..<((index + 1) * outputsPerRequest)])
+                let outputs = Array(reply.items[nextItem..<(nextItem + outputsPerRequest)])
+                nextItem += outputsPerRequest
                 let queued = Double(batch.started &- min(request.enqueued, batch.started)) / 1e9
                 result = .success(
                     InferenceResult(outputs: outputs, batchSize: batch.samples, queueSeconds: queued, computeSeconds: compute))

@@ -86,7 +86,7 @@ struct WorkerConnection: Sendable {
         }
         let outputs = outputCounts[batch.model]
         guard reply.batchID == batch.id, reply.model == frame.model, reply.requests == frame.requests,
-            reply.kind == .error || (reply.kind == .result && reply.items.count == batch.requests.count * outputs)
+            reply.kind == .error || (reply.kind == .result && reply.items.count == (batch.requests.count - reply.failures.count) * outputs)
         else {
             logger.error(
                 "worker reply does not match its batch; dropping the worker",

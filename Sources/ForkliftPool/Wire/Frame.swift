@@ -5,11 +5,13 @@ import Foundation
 /// little-endian, then `payloadLength` bytes:
 ///
 ///     magic u32 | kind u8 | code u8 | reserved u16 | batch id u64 | model u32 | requests u32 |
-///     items u32 | reserved u32 | compute ns u64 | payload length u64
+///     items u32 | failures u32 | compute ns u64 | payload length u64
 ///
 /// A batch frame carries `requests × inputs` tensor items, request-major; a result frame carries
-/// `requests × outputs` tensor items, already split per request; an error frame carries a UTF-8
-/// message as its payload and no items.
+/// `outputs` tensor items for each request that did not fail, already split per request, then its
+/// failures (request index u32, message length u32, UTF-8 message), for requests whose own input
+/// was bad (an image that does not decode) while the rest of the batch ran; an error frame carries
+/// a UTF-8 message as its payload and no items.
 struct Frame: Sendable, Equatable {
     enum Kind: UInt8, Sendable {
         case batch = 1
@@ -37,7 +39,15 @@ struct Frame: Sendable, Equatable {
     var requests: UInt32
     var computeNanoseconds: UInt64 = 0
     var items: [WireTensor] = []
+    /// Result frames: requests of the batch that failed alone, by index, with the reason.
+    var failures: [RequestFailure] = []
     var message: String = ""
+}
+
+/// One request of a batch that could not run, while the others did.
+struct RequestFailure: Sendable, Equatable {
+    var request: UInt32
+    var message: String
 }
 
 /// A frame that failed its checks: the peer is broken, so the connection is dropped.
@@ -55,6 +65,7 @@ extension Frame {
         var model: UInt32
         var requests: UInt32
         var itemCount: UInt32
+        var failureCount: UInt32
         var computeNanoseconds: UInt64
         var payloadLength: Int
 
@@ -72,7 +83,7 @@ extension Frame {
             model = reader.u32()
             requests = reader.u32()
             itemCount = reader.u32()
-            _ = reader.u32()
+            failureCount = reader.u32()
             computeNanoseconds = reader.u64()
             let length = reader.u64()
             guard length <= UInt64(Frame.maxPayload) else {
@@ -80,6 +91,9 @@ extension Frame {
             }
             guard itemCount <= UInt32(Frame.maxItems), requests <= UInt32(Frame.maxItems) else {
                 throw FrameError("\(itemCount) items / \(requests) requests exceed the limit")
+            }
+            guard failureCount <= requests, failureCount == 0 || kind == .result else {
+                throw FrameError("\(failureCount) failures in a \(kind) frame of \(requests) requests")
             }
             payloadLength = Int(length)
         }
@@ -92,6 +106,7 @@ extension Frame {
             payloadLength = message.utf8.count
         } else {
             for item in items { payloadLength += 8 + 8 * item.shape.count + 8 + item.data.count }
+            for failure in failures { payloadLength += 8 + failure.message.utf8.count }
         }
         var out: [UInt8] = []
         out.reserveCapacity(Frame.headerSize + payloadLength)
@@ -103,7 +118,7 @@ extension Frame {
         out.appendLE(model)
         out.appendLE(requests)
         out.appendLE(UInt32(kind == .error ? 0 : items.count))
-        out.appendLE(UInt32(0))
+        out.appendLE(UInt32(kind == .error ? 0 : failures.count))
         out.appendLE(computeNanoseconds)
         out.appendLE(UInt64(payloadLength))
         if kind == .error {
@@ -116,6 +131,11 @@ extension Frame {
             for dim in item.shape { out.appendLE(UInt64(max(dim, 0))) }
             out.appendLE(UInt64(item.data.count))
             out.append(contentsOf: item.data)
+        }
+        for failure in failures {
+            out.appendLE(failure.request)
+            out.appendLE(UInt32(failure.message.utf8.count))
+            out.append(contentsOf: failure.message.utf8)
         }
         return out
     }
@@ -159,6 +179,17 @@ extension Frame {
                 throw FrameError("item \(index): \(byteLength) bytes announced, \(reader.remaining) left")
             }
             parsed.append(WireTensor(dtype: dtype, shape: shape, data: reader.bytes(Int(byteLength))))
+        }
+        var seen = Set<UInt32>()
+        for index in 0..<Int(header.failureCount) {
+            guard reader.remaining >= 8 else { throw FrameError("failure \(index): truncated") }
+            let request = reader.u32()
+            let length = Int(reader.u32())
+            guard request < header.requests, seen.insert(request).inserted else {
+                throw FrameError("failure \(index): request \(request) is out of range or repeated")
+            }
+            guard length <= reader.remaining else { throw FrameError("failure \(index): \(length) bytes announced, \(reader.remaining) left") }
+            failures.append(RequestFailure(request: request, message: String(decoding: reader.bytes(length), as: UTF8.self)))
         }
         guard reader.remaining == 0 else { throw FrameError("\(reader.remaining) trailing bytes after the items") }
         items = parsed
