@@ -188,7 +188,9 @@ extension Frame {
             guard request < header.requests, seen.insert(request).inserted else {
                 throw FrameError("failure \(index): request \(request) is out of range or repeated")
             }
-            guard length <= reader.remaining else { throw FrameError("failure \(index): \(length) bytes announced, \(reader.remaining) left") }
+            guard length <= reader.remaining else {
+                throw FrameError("failure \(index): \(length) bytes announced, \(reader.remaining) left")
+            }
             failures.append(RequestFailure(request: request, message: String(decoding: reader.bytes(length), as: UTF8.self)))
         }
         guard reader.remaining == 0 else { throw FrameError("\(reader.remaining) trailing bytes after the items") }
