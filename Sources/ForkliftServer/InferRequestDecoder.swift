@@ -7,10 +7,14 @@ public struct RequestedOutput: Sendable, Equatable {
     /// Index into `ModelMetadata.outputs`.
     public var index: Int
     public var binary: Bool
+    /// Triton's classification extension: when above 0, the output is answered as its top
+    /// `classes` entries per sample ("value:index:label" strings) instead of the raw tensor.
+    public var classes: Int
 
-    public init(index: Int, binary: Bool) {
+    public init(index: Int, binary: Bool, classes: Int = 0) {
         self.index = index
         self.binary = binary
+        self.classes = classes
     }
 }
 
@@ -170,11 +174,15 @@ public enum InferRequestDecoder {
                 throw .badRequest("output '\(name)' is requested more than once")
             }
             let parameters = try objectField(item, "parameters", in: "output '\(name)'")
-            if let classes = parameters?["classification"], classes != .null, classes != .int(0) {
-                throw ServerError(.notImplemented, "output '\(name)': the classification extension is not supported")
+            let classes = try intField(parameters, "classification", in: "output '\(name)' parameters") ?? 0
+            if classes > 0 {
+                let dtype = model.outputs[index].dtype
+                guard dtype == .float32 || dtype == .float64 else {
+                    throw .badRequest("output '\(name)': classification needs a floating-point output, this one is \(V2DataType.name(dtype))")
+                }
             }
             let binary = try boolField(parameters, "binary_data", in: "output '\(name)' parameters") ?? binaryDefault
-            requested.append(RequestedOutput(index: index, binary: binary))
+            requested.append(RequestedOutput(index: index, binary: binary, classes: classes))
         }
         return requested
     }

@@ -36,9 +36,10 @@ public enum InferResponseEncoder {
                 throw ServerError(
                     .internalServerError, "the worker returned \(result.outputs.count) outputs, the model has \(model.outputs.count)")
             }
-            let tensor = result.outputs[output.index]
+            let raw = result.outputs[output.index]
+            let tensor = output.classes > 0 ? try ClassificationOutput.encode(raw, classes: output.classes, labels: model.labels) : raw
             let name = model.outputs[output.index].name
-            guard let count = Shape.elementCount(tensor.shape), count * tensor.dtype.byteSize == tensor.data.count else {
+            guard output.classes > 0 || Shape.elementCount(tensor.shape).map({ $0 * tensor.dtype.byteSize }) == tensor.data.count else {
                 throw ServerError(
                     .internalServerError,
                     "output '\(name)': shape \(Shape.describe(tensor.shape)) does not match its \(tensor.data.count) bytes")
@@ -49,7 +50,7 @@ public enum InferResponseEncoder {
             writer.string(name)
             writer.raw(",")
             writer.key("datatype")
-            writer.string(V2DataType.name(tensor.dtype))
+            writer.string(output.classes > 0 ? "BYTES" : V2DataType.name(tensor.dtype))
             writer.raw(",")
             writer.key("shape")
             writer.integers(tensor.shape)
@@ -61,9 +62,12 @@ public enum InferResponseEncoder {
                 writer.raw(String(tensor.data.count))
                 writer.raw("}")
                 binaryParts.append(tensor.data)
+            } else if output.classes > 0 {
+                writer.key("data")
+                writer.strings(((try? BytesTensor.elements(of: tensor.data)) ?? []).map { String(decoding: $0, as: UTF8.self) })
             } else {
                 writer.key("data")
-                TensorDataEncoder.write(tensor.data, count: count, dtype: tensor.dtype, into: &writer)
+                TensorDataEncoder.write(tensor.data, count: Shape.elementCount(tensor.shape) ?? 0, dtype: tensor.dtype, into: &writer)
             }
             writer.raw("}")
         }
