@@ -1,2 +1,0 @@
-// Placeholder module (issue 3): JPEG decoding and preprocessing.
-import CJPEG

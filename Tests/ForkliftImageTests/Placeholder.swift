@@ -1,5 +1,0 @@
-import Testing
-
-@Suite struct ImagePlaceholderTests {
-    @Test func builds() { #expect(Bool(true)) }
-}
