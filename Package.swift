@@ -53,6 +53,7 @@ let package = Package(
             name: "ForkliftPool",
             dependencies: [
                 "ForkliftEngine",
+                "ForkliftImage",
                 "CForkliftSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -63,6 +64,7 @@ let package = Package(
             dependencies: [
                 "ForkliftPool",
                 "ForkliftEngine",
+                "ForkliftImage",
                 "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

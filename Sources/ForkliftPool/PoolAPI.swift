@@ -1,4 +1,5 @@
 import ForkliftEngine
+import ForkliftImage
 import Foundation
 
 // The contract between the HTTP server and the worker pool. The server validates requests
@@ -20,6 +21,8 @@ public struct PoolConfiguration: Sendable {
     public var maxQueueDelay: Duration = .zero
     /// Batch limit for models whose config.json does not set max_batch_size.
     public var defaultMaxBatchSize: Int = 32
+    /// Largest image (declared width × height) a worker decodes; the HTTP layer checks it first.
+    public var maxImagePixels: Int = ImageLimits.defaultMaxPixels
     /// The forklift binary, spawned as the zygote (`forklift zygote …`).
     public var executable: String = CommandLine.arguments[0]
 
@@ -47,15 +50,19 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var maxBatchSize: Int?
     /// A labels file, one label per line, relative to the model's folder.
     public var labels: String?
+    /// How a JPEG becomes the model's input; a model with it takes encoded images.
+    public var image: ImagePreprocessing?
 
-    public init(maxBatchSize: Int? = nil, labels: String? = nil) {
+    public init(maxBatchSize: Int? = nil, labels: String? = nil, image: ImagePreprocessing? = nil) {
         self.maxBatchSize = maxBatchSize
         self.labels = labels
+        self.image = image
     }
 
     enum CodingKeys: String, CodingKey {
         case maxBatchSize = "max_batch_size"
         case labels
+        case image
     }
 }
 
@@ -68,14 +75,21 @@ public struct ModelMetadata: Sendable, Equatable {
     /// Largest batch in samples; 0 when the model has no batch dimension (one request at a time).
     public var maxBatchSize: Int
     public var labels: [String]?
+    /// The input that takes encoded JPEGs (a BYTES tensor, one image per sample), when the model's
+    /// config has an `image` section.
+    public var imageInput: String?
 
-    public init(name: String, version: String, inputs: [ValueSpec], outputs: [ValueSpec], maxBatchSize: Int, labels: [String]?) {
+    public init(
+        name: String, version: String, inputs: [ValueSpec], outputs: [ValueSpec], maxBatchSize: Int, labels: [String]?,
+        imageInput: String? = nil
+    ) {
         self.name = name
         self.version = version
         self.inputs = inputs
         self.outputs = outputs
         self.maxBatchSize = maxBatchSize
         self.labels = labels
+        self.imageInput = imageInput
     }
 }
 

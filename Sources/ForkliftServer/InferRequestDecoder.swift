@@ -1,4 +1,5 @@
 import ForkliftEngine
+import ForkliftImage
 import ForkliftPool
 import Foundation
 
@@ -35,7 +36,10 @@ public enum InferRequestDecoder {
     ///   - body: the whole (decompressed) request body.
     ///   - headerLength: the `Inference-Header-Content-Length` value: the JSON is `body[..<headerLength]`
     ///     and binary tensor data follows it. Nil when the whole body is JSON.
-    public static func decode(body: [UInt8], headerLength: Int?, model: ModelMetadata) throws(ServerError) -> DecodedInferRequest {
+    ///   - imageLimits: what a JPEG sent to an image input may declare in its header.
+    public static func decode(
+        body: [UInt8], headerLength: Int?, model: ModelMetadata, imageLimits: ImageLimits = ImageLimits()
+    ) throws(ServerError) -> DecodedInferRequest {
         let jsonEnd: Int
         if let headerLength {
             guard headerLength > 0, headerLength <= body.count else {
@@ -68,7 +72,7 @@ public enum InferRequestDecoder {
         let binaryOutput = try boolField(parameters, "binary_data_output", in: "the request's parameters") ?? false
 
         var reader = BinaryReader(body: body, start: jsonEnd, enabled: headerLength != nil)
-        let inputs = try decodeInputs(root, model: model, binary: &reader)
+        let inputs = try decodeInputs(root, model: model, binary: &reader, imageLimits: imageLimits)
         guard reader.offset == body.count else {
             throw .badRequest(
                 "\(body.count - reader.offset) bytes of binary data follow the inputs that no input's binary_data_size accounts for")
@@ -77,7 +81,9 @@ public enum InferRequestDecoder {
         return DecodedInferRequest(request: InferenceRequest(model: model.name, inputs: inputs), id: id, outputs: outputs)
     }
 
-    private static func decodeInputs(_ root: JSON, model: ModelMetadata, binary: inout BinaryReader) throws(ServerError) -> [WireTensor] {
+    private static func decodeInputs(
+        _ root: JSON, model: ModelMetadata, binary: inout BinaryReader, imageLimits: ImageLimits
+    ) throws(ServerError) -> [WireTensor] {
         guard let field = root["inputs"] else { throw .badRequest("the request has no 'inputs'") }
         guard case .array(let items) = field else { throw .badRequest("'inputs' must be an array, found \(field.kind)") }
         var tensors = [WireTensor?](repeating: nil, count: model.inputs.count)
@@ -90,14 +96,18 @@ public enum InferRequestDecoder {
                 )
             }
             guard tensors[index] == nil else { throw .badRequest("input '\(name)' appears more than once") }
-            tensors[index] = try decodeInput(item, spec: model.inputs[index], model: model, binary: &binary)
+            if case .string("BYTES")? = item["datatype"] {
+                tensors[index] = try ImageInputs.decodeBytesInput(item, name: name, model: model, binary: &binary, limits: imageLimits)
+            } else {
+                tensors[index] = try decodeInput(item, spec: model.inputs[index], model: model, binary: &binary)
+            }
         }
         var result: [WireTensor] = []
         for (index, tensor) in tensors.enumerated() {
             guard let tensor else { throw .badRequest("missing input '\(model.inputs[index].name)'") }
             result.append(tensor)
         }
-        if model.maxBatchSize > 0, let first = result.first, let batch = first.shape.first {
+        if model.maxBatchSize > 0, model.imageInput == nil, let first = result.first, let batch = first.shape.first {
             for (index, tensor) in result.enumerated() where tensor.shape.first != batch {
                 throw .badRequest(
                     "input '\(model.inputs[index].name)' has batch size \(tensor.shape.first ?? 0), input '\(model.inputs[0].name)' has \(batch): all inputs need the same"
@@ -144,7 +154,7 @@ public enum InferRequestDecoder {
             dtype: spec.dtype, shape: shape, data: try TensorDataDecoder.decode(data, count: count, dtype: spec.dtype, input: name))
     }
 
-    private static func decodeShape(_ field: JSON?, input name: String) throws(ServerError) -> [Int] {
+    static func decodeShape(_ field: JSON?, input name: String) throws(ServerError) -> [Int] {
         guard case .array(let dims)? = field else { throw .badRequest("input '\(name)' has no 'shape' array") }
         var shape: [Int] = []
         shape.reserveCapacity(dims.count)
@@ -187,7 +197,7 @@ public enum InferRequestDecoder {
         return requested
     }
 
-    private static func objectField(_ object: JSON, _ key: String, in place: String) throws(ServerError) -> JSON? {
+    static func objectField(_ object: JSON, _ key: String, in place: String) throws(ServerError) -> JSON? {
         switch object[key] {
         case nil, .null?: return nil
         case .object(let members)?: return .object(members)
@@ -203,7 +213,7 @@ public enum InferRequestDecoder {
         }
     }
 
-    private static func intField(_ object: JSON?, _ key: String, in place: String) throws(ServerError) -> Int? {
+    static func intField(_ object: JSON?, _ key: String, in place: String) throws(ServerError) -> Int? {
         switch object?[key] {
         case nil, .null?: return nil
         case .int(let value)? where value >= 0: return Int(exactly: value)

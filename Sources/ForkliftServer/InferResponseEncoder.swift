@@ -1,4 +1,5 @@
 import ForkliftEngine
+import ForkliftImage
 import ForkliftPool
 import Foundation
 
@@ -13,7 +14,8 @@ public struct EncodedInferResponse: Sendable {
 /// Writes the V2 infer response for the outputs the client asked for.
 public enum InferResponseEncoder {
     public static func encode(
-        _ result: InferenceResult, outputs requested: [RequestedOutput], model: ModelMetadata, id: String?
+        _ result: InferenceResult, outputs requested: [RequestedOutput], model: ModelMetadata, id: String?,
+        classification: [ClassScore]? = nil
     ) throws(ServerError) -> EncodedInferResponse {
         var writer = JSONWriter(capacity: 512)
         writer.raw("{")
@@ -26,6 +28,25 @@ public enum InferResponseEncoder {
             writer.raw(",")
             writer.key("id")
             writer.string(id)
+        }
+        if let classification {
+            writer.raw(",")
+            writer.key("classification")
+            writer.raw("[")
+            for (position, entry) in classification.enumerated() {
+                if position > 0 { writer.raw(",") }
+                writer.raw("{")
+                writer.key("label")
+                writer.string(entry.label)
+                writer.raw(",")
+                writer.key("index")
+                writer.raw(String(entry.index))
+                writer.raw(",")
+                writer.key("score")
+                writer.float(entry.score)
+                writer.raw("}")
+            }
+            writer.raw("]")
         }
         writer.raw(",")
         writer.key("outputs")

@@ -1,3 +1,4 @@
+import ForkliftImage
 import ForkliftPool
 
 /// What the HTTP layer needs from the worker pool. `WorkerPool` conforms (see `forklift serve`);
@@ -18,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var port: Int = 8080
     /// Largest request body, compressed or decompressed; past it the answer is 413.
     public var maxBodyBytes: Int = 64 << 20
+    /// Largest image (declared width × height) accepted; checked from the JPEG header.
+    public var maxImagePixels: Int = ImageLimits.defaultMaxPixels
     /// How long in-flight requests may take to finish after SIGTERM or SIGINT.
     public var gracefulTimeout: Duration = .seconds(30)
     public var settings = ServingSettings(workers: 1, maxQueueDelayMicroseconds: 0)

@@ -1,3 +1,4 @@
+import ForkliftImage
 import ForkliftPool
 import Foundation
 import HTTPTypes
@@ -71,11 +72,23 @@ struct Routes<Backend: InferenceBackend>: Sendable {
         do throws(ServerError) {
             let model = try lookup(context)
             let body = try await RequestBodyReader.read(request, limit: configuration.maxBodyBytes)
-            let headerLength = try Self.headerLength(request)
-            let decoded = try InferRequestDecoder.decode(body: body, headerLength: headerLength, model: model)
-            let result: InferenceResult
-            do { result = try await backend.infer(decoded.request) } catch { throw ServerError(error) }
-            let encoded = try InferResponseEncoder.encode(result, outputs: decoded.outputs, model: model, id: decoded.id)
+            let limits = ImageLimits(maxPixels: configuration.maxImagePixels, maxBytes: configuration.maxBodyBytes)
+            let encoded: EncodedInferResponse
+            if RequestBodyReader.mediaType(request) == "image/jpeg" {
+                let k = try Self.topK(request)
+                let inferRequest = try ImageInputs.request(jpeg: body, model: model, limits: limits)
+                let result: InferenceResult
+                do { result = try await backend.infer(inferRequest) } catch { throw ServerError(error) }
+                encoded = try InferResponseEncoder.encode(
+                    result, outputs: model.outputs.indices.map { RequestedOutput(index: $0, binary: false) }, model: model, id: nil,
+                    classification: ImageInputs.classification(result, model: model, k: k))
+            } else {
+                let headerLength = try Self.headerLength(request)
+                let decoded = try InferRequestDecoder.decode(body: body, headerLength: headerLength, model: model, imageLimits: limits)
+                let result: InferenceResult
+                do { result = try await backend.infer(decoded.request) } catch { throw ServerError(error) }
+                encoded = try InferResponseEncoder.encode(result, outputs: decoded.outputs, model: model, id: decoded.id)
+            }
             var headers: HTTPFields = [:]
             if let length = encoded.headerLength {
                 headers[.contentType] = "application/octet-stream"
@@ -94,6 +107,13 @@ struct Routes<Backend: InferenceBackend>: Sendable {
             response = Self.error(error)
         }
         return response
+    }
+
+    /// `?k=N` on an image request: how many classes to answer (default 5).
+    static func topK(_ request: Request) throws(ServerError) -> Int {
+        guard let text = request.uri.queryParameters.get("k") else { return 5 }
+        guard let k = Int(text), k >= 1 else { throw .badRequest("query parameter k='\(text)' must be a positive integer") }
+        return k
     }
 
     /// The `Inference-Header-Content-Length` header: nil when absent, 400 when not a number.
@@ -129,16 +149,22 @@ struct Routes<Backend: InferenceBackend>: Sendable {
 enum RequestBodyReader {
     /// Content types an infer body may have. tritonclient sends none; curl users send JSON.
     static let acceptedTypes: Set<String> = [
-        "application/json", "application/octet-stream", "text/plain", "application/x-www-form-urlencoded",
+        "application/json", "application/octet-stream", "text/plain", "application/x-www-form-urlencoded", "image/jpeg",
     ]
 
+    /// The request's media type, lower-cased and without parameters; nil when it sent none.
+    static func mediaType(_ request: Request) -> String? {
+        request.headers[.contentType].map { type in
+            type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        }
+    }
+
     static func read(_ request: Request, limit: Int) async throws(ServerError) -> [UInt8] {
-        if let type = request.headers[.contentType] {
-            let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        if let type = request.headers[.contentType], let media = mediaType(request) {
             guard acceptedTypes.contains(media) else {
                 throw ServerError(
                     .unsupportedMediaType,
-                    "unsupported Content-Type '\(type)': send V2 JSON (application/json) or Triton binary tensors (application/octet-stream, or none)"
+                    "unsupported Content-Type '\(type)': send V2 JSON (application/json), Triton binary tensors (application/octet-stream, or none) or a JPEG (image/jpeg)"
                 )
             }
         }

@@ -24,6 +24,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest batch for models whose config.json sets no max_batch_size.") var maxBatchSize = 32
     @Option(help: "Milliseconds to hold a batch back so that it fills (0: send as soon as a worker is idle).") var maxQueueDelay = 0.0
     @Option(help: "Largest request body in bytes (also after decompression); larger ones get 413.") var maxBody = 64 << 20
+    @Option(help: "Largest image accepted, in pixels (width × height as its JPEG header declares).") var maxImagePixels = 40_000_000
     @Option(help: "Seconds to finish queued and in-flight requests after SIGTERM or SIGINT.") var gracefulTimeout = 30.0
     @Option(help: "Log level: trace, debug (access logs), info, notice, warning, error, critical.") var logLevel = "info"
 
@@ -34,6 +35,7 @@ struct Serve: ParsableCommand {
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         guard maxBatchSize >= 1 else { throw ValidationError("--max-batch-size must be at least 1") }
         guard maxBody >= 1 else { throw ValidationError("--max-body must be at least 1") }
+        guard maxImagePixels >= 1 else { throw ValidationError("--max-image-pixels must be at least 1") }
         for (name, value) in [("--timeout", timeout), ("--load-timeout", loadTimeout), ("--graceful-timeout", gracefulTimeout)]
         where !(value > 0) {
             throw ValidationError("\(name) must be positive")
@@ -76,12 +78,14 @@ struct ServeLaunch: Sendable {
         pool.loadTimeout = .milliseconds(Int64(options.loadTimeout * 1000))
         pool.maxQueueDelay = .microseconds(Int64(options.maxQueueDelay * 1000))
         pool.defaultMaxBatchSize = options.maxBatchSize
+        pool.maxImagePixels = options.maxImagePixels
         pool.executable = Self.executablePath()
         self.pool = pool
         var server = ServerConfiguration()
         server.host = options.host
         server.port = options.port
         server.maxBodyBytes = options.maxBody
+        server.maxImagePixels = options.maxImagePixels
         server.gracefulTimeout = .milliseconds(Int64(options.gracefulTimeout * 1000))
         server.settings = ServingSettings(workers: pool.workers, maxQueueDelayMicroseconds: Int(options.maxQueueDelay * 1000))
         self.server = server

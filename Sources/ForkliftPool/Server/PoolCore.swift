@@ -50,7 +50,9 @@ final class PoolCore: @unchecked Sendable {
     }
 
     var setup: ZygoteSetup {
-        ZygoteSetup(models: entries.map { .init(name: $0.name, path: $0.path.path) }, threads: max(1, configuration.threads))
+        ZygoteSetup(
+            models: entries.map { .init(name: $0.name, path: $0.path.path, image: $0.config.image) }, threads: max(1, configuration.threads),
+            maxImagePixels: configuration.maxImagePixels)
     }
 
     /// Starts the next zygote generation. The caller holds `lock`.
@@ -206,7 +208,8 @@ extension PoolCore: ZygoteDelegate {
             let labels = try ModelRepository.labels(for: entry)
             let batch = model.batchable ? max(0, entry.config.maxBatchSize ?? configuration.defaultMaxBatchSize) : 0
             return ModelMetadata(
-                name: entry.name, version: entry.version, inputs: inputs, outputs: outputs, maxBatchSize: batch, labels: labels)
+                name: entry.name, version: entry.version, inputs: inputs, outputs: outputs, maxBatchSize: batch, labels: labels,
+                imageInput: model.imageInput)
         } catch let error as ControlError {
             throw .loadFailed("model '\(entry.name)': \(error)")
         } catch {

@@ -132,7 +132,16 @@ public final class WorkerPool: Sendable {
         }
         var samples = 1
         if meta.maxBatchSize > 0 {
-            guard let first = request.inputs.first?.shape.first, request.inputs.allSatisfy({ $0.shape.first == first }) else {
+            // An image input is a BYTES list: its element count is its batch dimension.
+            let dims = try request.inputs.enumerated().map { position, input throws(PoolError) in
+                guard meta.inputs[position].name == meta.imageInput else { return input.shape.first }
+                do {
+                    return try BytesTensor.elements(of: input.data).count
+                } catch {
+                    throw .badInput("input '\(meta.inputs[position].name)': \(error)")
+                }
+            }
+            guard let first = dims.first ?? nil, dims.allSatisfy({ $0 == first }) else {
                 throw .badInput("model '\(request.model)': every input needs the same batch dimension (dimension 0)")
             }
             samples = first

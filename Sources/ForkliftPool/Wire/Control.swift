@@ -1,5 +1,6 @@
 import CForkliftSys
 import ForkliftEngine
+import ForkliftImage
 import Foundation
 import Glibc
 
@@ -30,10 +31,12 @@ struct ZygoteSetup: Codable, Sendable {
     struct Model: Codable, Sendable {
         var name: String
         var path: String
+        var image: ImagePreprocessing?
     }
 
     var models: [Model]
     var threads: Int
+    var maxImagePixels: Int
 }
 
 /// A model as the zygote loaded it, or the engine's error.
@@ -51,6 +54,8 @@ struct LoadedModel: Codable, Sendable {
     var inputs: [Spec] = []
     var outputs: [Spec] = []
     var batchable = false
+    /// The input fed by the model's image pipeline, if it has one.
+    var imageInput: String?
 }
 
 extension LoadedModel.Spec {

@@ -1,5 +1,6 @@
 import CForkliftSys
 import ForkliftEngine
+import ForkliftImage
 import Foundation
 @preconcurrency import Glibc
 
@@ -27,16 +28,20 @@ public enum ZygoteProcess {
         } catch {
             ZygoteLog.exit(error.isClosed ? 0 : 2)
         }
-        var models: [Model] = []
+        var models: [ServedModel] = []
         var report: [LoadedModel] = []
+        let limits = ImageLimits(maxPixels: setup.maxImagePixels)
         for entry in setup.models {
             do {
                 let model = try Model(contentsOf: URL(fileURLWithPath: entry.path))
-                models.append(model)
+                let image = try entry.image.map { preprocessing throws(ImageFeed.Mismatch) in
+                    try ImageFeed(model: model, preprocessing: preprocessing, limits: limits)
+                }
+                models.append(ServedModel(model: model, image: image))
                 report.append(
                     LoadedModel(
                         name: entry.name, inputs: model.inputs.map(LoadedModel.Spec.init),
-                        outputs: model.outputs.map(LoadedModel.Spec.init), batchable: model.isBatchable))
+                        outputs: model.outputs.map(LoadedModel.Spec.init), batchable: model.isBatchable, imageInput: image?.inputName))
             } catch {
                 report.append(LoadedModel(name: entry.name, error: "\(entry.path): \(error)"))
             }
@@ -56,12 +61,12 @@ public enum ZygoteProcess {
 final class Forker {
     let controlFD: Int32
     /// Held for the life of the zygote: the workers' copy-on-write weights live in these.
-    let models: [Model]
+    let models: [ServedModel]
     let threads: Int
     let canFork: Bool
     var children: Set<Int32> = []
 
-    init(controlFD: Int32, models: [Model], threads: Int, canFork: Bool) {
+    init(controlFD: Int32, models: [ServedModel], threads: Int, canFork: Bool) {
         self.controlFD = controlFD
         self.models = models
         self.threads = threads
