@@ -35,7 +35,8 @@ enum ImageInputs {
             throw .badRequest("input '\(name)' has binary_data_size but the request has no Inference-Header-Content-Length header")
         }
         guard let bytes = binary.take(size) else {
-            throw .badRequest("input '\(name)': binary_data_size is \(size) bytes but only \(binary.remaining) bytes of binary data are left")
+            throw .badRequest(
+                "input '\(name)': binary_data_size is \(size) bytes but only \(binary.remaining) bytes of binary data are left")
         }
         let jpegs: [Data]
         do {

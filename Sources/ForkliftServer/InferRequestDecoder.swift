@@ -188,7 +188,8 @@ public enum InferRequestDecoder {
             if classes > 0 {
                 let dtype = model.outputs[index].dtype
                 guard dtype == .float32 || dtype == .float64 else {
-                    throw .badRequest("output '\(name)': classification needs a floating-point output, this one is \(V2DataType.name(dtype))")
+                    throw .badRequest(
+                        "output '\(name)': classification needs a floating-point output, this one is \(V2DataType.name(dtype))")
                 }
             }
             let binary = try boolField(parameters, "binary_data", in: "output '\(name)' parameters") ?? binaryDefault

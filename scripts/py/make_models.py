@@ -7,6 +7,8 @@ the repository root, which is found from this file's location.
                             rebuilt only with --force or when missing
   .cache/models/wide_mlp/   784->2048->2048->10 MLP, random weights (onnx.helper)
   .cache/models/resnet18/   ResNet-18 ImageNet architecture, random weights
+  .cache/models/colors/     a tiny image classifier (mean colour -> red/green/blue) with an
+                            image config and labels, for the JPEG serving tests
   .cache/reference/<model>/ input_b<B>.npy and <output>_b<B>.npy for B in 1, 8
   .cache/reference/digits/  also test_X.npy, test_y.npy, accuracy.json
 """
@@ -164,6 +166,37 @@ def build_wide_mlp(path):
                               producer_name="forklift-make-models")
     model.ir_version = 8
     save_model(model, path)
+
+
+# ---------------------------------------------------------------------------
+# colors: [N,3,32,32] -> GlobalAveragePool -> Flatten -> Gemm(identity) -> logits [N,3]
+# Which channel is brightest on average: small and exact, so serving tests can check
+# the JPEG path (decode, resize, crop, normalise, batch) against a known answer.
+
+def build_colors(path):
+    folder = os.path.dirname(path)
+    w = np.eye(3, dtype=np.float32) * 10.0
+    b = np.zeros(3, dtype=np.float32)
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["input"], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "colors",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        initializer=[numpy_helper.from_array(w, "fc.weight"), numpy_helper.from_array(b, "fc.bias")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="forklift-make-models")
+    model.ir_version = 8
+    save_model(model, path)
+    config = {
+        "max_batch_size": 8, "labels": "labels.txt",
+        "image": {"resize_short_side": 40, "crop": [32, 32], "scale": 1.0 / 255.0, "mean": [0.0, 0.0, 0.0],
+                  "std": [1.0, 1.0, 1.0], "channel_order": "RGB", "layout": "NCHW"},
+    }
+    write_text(os.path.join(folder, "config.json"), json.dumps(config, indent=2) + "\n")
+    write_text(os.path.join(folder, "labels.txt"), "red\ngreen\nblue\n")
 
 
 # ---------------------------------------------------------------------------
@@ -400,7 +433,7 @@ def main():
     info = build_digits(args.force)
 
     built = {}
-    for name, fn in (("wide_mlp", build_wide_mlp), ("resnet18", build_resnet18)):
+    for name, fn in (("wide_mlp", build_wide_mlp), ("resnet18", build_resnet18), ("colors", build_colors)):
         path = os.path.join(CACHE_MODELS, name, "model.onnx")
         if os.path.exists(path) and not args.force:
             say(f"skip   {path} (exists)")

@@ -51,7 +51,8 @@ final class PoolCore: @unchecked Sendable {
 
     var setup: ZygoteSetup {
         ZygoteSetup(
-            models: entries.map { .init(name: $0.name, path: $0.path.path, image: $0.config.image) }, threads: max(1, configuration.threads),
+            models: entries.map { .init(name: $0.name, path: $0.path.path, image: $0.config.image) },
+            threads: max(1, configuration.threads),
             maxImagePixels: configuration.maxImagePixels)
     }
 
