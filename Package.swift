@@ -53,6 +53,7 @@ let package = Package(
             name: "ForkliftPool",
             dependencies: [
                 "ForkliftEngine",
+                "ForkliftImage",
                 "CForkliftSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -1,4 +1,5 @@
 import ForkliftEngine
+import ForkliftImage
 import Foundation
 
 // The contract between the HTTP server and the worker pool. The server validates requests
@@ -47,15 +48,19 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var maxBatchSize: Int?
     /// A labels file, one label per line, relative to the model's folder.
     public var labels: String?
+    /// How a JPEG becomes the model's input (validated while decoding: a bad field is named).
+    public var image: ImagePreprocessing?
 
-    public init(maxBatchSize: Int? = nil, labels: String? = nil) {
+    public init(maxBatchSize: Int? = nil, labels: String? = nil, image: ImagePreprocessing? = nil) {
         self.maxBatchSize = maxBatchSize
         self.labels = labels
+        self.image = image
     }
 
     enum CodingKeys: String, CodingKey {
         case maxBatchSize = "max_batch_size"
         case labels
+        case image
     }
 }
 
