@@ -11,6 +11,14 @@ public struct JPEGHeader: Sendable, Equatable {
     public var orientation: Int
     public var isProgressive: Bool
 
+    public init(width: Int, height: Int, components: Int, orientation: Int, isProgressive: Bool) {
+        self.width = width
+        self.height = height
+        self.components = components
+        self.orientation = orientation
+        self.isProgressive = isProgressive
+    }
+
     /// The size the image is shown at: width and height swap for orientations 5...8.
     public var displayWidth: Int { orientation >= 5 ? height : width }
     public var displayHeight: Int { orientation >= 5 ? width : height }

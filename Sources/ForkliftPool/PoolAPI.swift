@@ -50,7 +50,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var maxBatchSize: Int?
     /// A labels file, one label per line, relative to the model's folder.
     public var labels: String?
-    /// How a JPEG becomes the model's input; a model with it takes encoded images.
+    /// How a JPEG becomes the model's input; a model with it takes encoded images. Validated
+    /// while decoding: a bad field is named.
     public var image: ImagePreprocessing?
 
     public init(maxBatchSize: Int? = nil, labels: String? = nil, image: ImagePreprocessing? = nil) {

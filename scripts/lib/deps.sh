@@ -15,5 +15,5 @@ forklift_apt() {
 
 # The Debian packages that building and running Forklift needs.
 FORKLIFT_RUNTIME_PACKAGES=(libopenblas-dev libjpeg-dev zlib1g-dev pkg-config)
-# What the tests need on top: ONNX's backend test cases.
-FORKLIFT_TEST_PACKAGES=(libonnx-testdata python3-venv)
+# What the tests need on top: ONNX's backend test cases; real photos for the JPEG tests.
+FORKLIFT_TEST_PACKAGES=(libonnx-testdata python3-venv opencv-doc)
