@@ -1,4 +1,5 @@
-"""tritonclient.http against `forklift serve` on the digits model, unchanged.
+"""tritonclient.http against `forklift serve` on the digits model (tensors) and the
+colors model (JPEGs as BYTES, with Triton's classification extension), unchanged.
 
 Run: FORKLIFT_BIN=<path to forklift> .cache/venv/bin/python -m pytest tests/python -q
 The server is started here on 127.0.0.1 with --port 0 and stopped at the end.
@@ -17,6 +18,8 @@ import tritonclient.http as httpclient
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "digits"
+IMAGE_MODEL = ROOT / ".cache" / "models" / "colors"
+PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
 REFERENCE = ROOT / ".cache" / "reference" / "digits"
 
 
@@ -30,10 +33,10 @@ def forklift_binary():
     pytest.fail("no forklift binary: build it or set FORKLIFT_BIN")
 
 
-@pytest.fixture(scope="module")
-def server():
+def serve(model):
+    """Starts `forklift serve MODEL` on a free port; yields host:port, then stops it."""
     process = subprocess.Popen(
-        [forklift_binary(), "serve", str(MODEL), "--host", "127.0.0.1", "--port", "0", "--workers", "2"],
+        [forklift_binary(), "serve", str(model), "--host", "127.0.0.1", "--port", "0", "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -55,6 +58,19 @@ def server():
     yield f"127.0.0.1:{port}"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from serve(MODEL)
+
+
+@pytest.fixture(scope="module")
+def image_client():
+    if not (IMAGE_MODEL / "model.onnx").exists():
+        pytest.fail(f"{IMAGE_MODEL} is missing: run scripts/make-models")
+    for address in serve(IMAGE_MODEL):
+        yield httpclient.InferenceServerClient(url=address)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +144,19 @@ def test_infer_error_is_reported(client):
     tensor.set_data_from_numpy(np.zeros((1, 63), dtype=np.float32))
     with pytest.raises(Exception, match="dimension 1 is 63"):
         client.infer("digits", [tensor])
+
+
+def test_jpegs_as_bytes_with_classification(image_client):
+    photo = (PHOTOS / "orange.jpg").read_bytes()
+    tensor = httpclient.InferInput("input", [2], "BYTES")
+    tensor.set_data_from_numpy(np.array([photo, photo], dtype=np.object_), binary_data=True)
+    ranked = httpclient.InferRequestedOutput("logits", binary_data=True, class_count=2)
+    result = image_client.infer("colors", [tensor], outputs=[ranked])
+    classes = result.as_numpy("logits")
+    assert classes.shape == (2, 2)
+    for row in classes:
+        value, index, label = row[0].decode().split(":")
+        assert (index, label) == ("0", "red")
+        assert float(value) > float(row[1].decode().split(":")[0])
+    raw = image_client.infer("colors", [tensor]).as_numpy("logits")
+    assert raw.shape == (2, 3) and raw.argmax(axis=1).tolist() == [0, 0]
