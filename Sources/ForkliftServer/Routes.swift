@@ -74,9 +74,12 @@ struct Routes<Backend: InferenceBackend>: Sendable {
             let body = try await RequestBodyReader.read(request, limit: configuration.maxBodyBytes)
             let limits = ImageLimits(maxPixels: configuration.maxImagePixels, maxBytes: configuration.maxBodyBytes)
             let encoded: EncodedInferResponse
-            if RequestBodyReader.mediaType(request) == "image/jpeg" {
+            let media = RequestBodyReader.mediaType(request)
+            if media == "image/jpeg" || media == "multipart/form-data" {
                 let k = try Self.topK(request)
-                let inferRequest = try ImageInputs.request(jpeg: body, model: model, limits: limits)
+                let jpeg =
+                    media == "image/jpeg" ? body : try MultipartForm.firstFile(body: body, contentType: request.headers[.contentType] ?? "")
+                let inferRequest = try ImageInputs.request(jpeg: jpeg, model: model, limits: limits)
                 let result: InferenceResult
                 do { result = try await backend.infer(inferRequest) } catch { throw ServerError(error) }
                 encoded = try InferResponseEncoder.encode(
@@ -150,6 +153,7 @@ enum RequestBodyReader {
     /// Content types an infer body may have. tritonclient sends none; curl users send JSON.
     static let acceptedTypes: Set<String> = [
         "application/json", "application/octet-stream", "text/plain", "application/x-www-form-urlencoded", "image/jpeg",
+        "multipart/form-data",
     ]
 
     /// The request's media type, lower-cased and without parameters; nil when it sent none.
@@ -164,7 +168,7 @@ enum RequestBodyReader {
             guard acceptedTypes.contains(media) else {
                 throw ServerError(
                     .unsupportedMediaType,
-                    "unsupported Content-Type '\(type)': send V2 JSON (application/json), Triton binary tensors (application/octet-stream, or none) or a JPEG (image/jpeg)"
+                    "unsupported Content-Type '\(type)': send V2 JSON (application/json), Triton binary tensors (application/octet-stream, or none) or a JPEG (image/jpeg, or a multipart/form-data upload)"
                 )
             }
         }

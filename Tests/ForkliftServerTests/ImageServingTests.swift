@@ -72,6 +72,35 @@ import Testing
         #expect(badK.status == 400 && badK.text.contains("k='zero'"), "\(badK.text)")
     }
 
+    @Test func multipartUploadsAreClassified() throws {
+        try Self.requireModel(Self.colors, madeBy: "scripts/make-models")
+        let server = try ServerProcess(model: Self.colors, workers: 1)
+        defer { server.stop() }
+        let boundary = "forkliftTestBoundary7"
+        func form(_ parts: [(headers: String, body: [UInt8])]) -> [UInt8] {
+            var body: [UInt8] = []
+            for part in parts { body += Array("--\(boundary)\r\n\(part.headers)\r\n\r\n".utf8) + part.body + Array("\r\n".utf8) }
+            return body + Array("--\(boundary)--\r\n".utf8)
+        }
+        let headers = [("Content-Type", "multipart/form-data; boundary=\(boundary)")]
+        let upload = form([
+            (#"Content-Disposition: form-data; name="note""#, Array("first a text field".utf8)),
+            (
+                #"Content-Disposition: form-data; name="image"; filename="orange.jpg"\#r\#nContent-Type: image/jpeg"#,
+                try Self.photo("orange.jpg")
+            ),
+        ])
+        let reply = try RawHTTP.request(port: server.port, "POST", "/v2/models/colors/infer?k=2", headers: headers, body: upload)
+        #expect(reply.status == 200, "\(reply.text)")
+        #expect(try Self.classes(reply).map(\.label).first == "red")
+        let textOnly = form([(#"Content-Disposition: form-data; name="note""#, Array("no file".utf8))])
+        let missing = try RawHTTP.request(port: server.port, "POST", "/v2/models/colors/infer", headers: headers, body: textOnly)
+        #expect(missing.status == 400 && missing.text.contains("no file part"), "\(missing.text)")
+        let noBoundary = try RawHTTP.request(
+            port: server.port, "POST", "/v2/models/colors/infer", headers: [("Content-Type", "multipart/form-data")], body: upload)
+        #expect(noBoundary.status == 400 && noBoundary.text.contains("boundary"), "\(noBoundary.text)")
+    }
+
     @Test func theHTTPLayerChecksHeadersAndLimits() throws {
         try Self.requireModel(Self.colors, madeBy: "scripts/make-models")
         let server = try ServerProcess(model: Self.colors, arguments: ["--max-image-pixels", "10000"], workers: 1)
