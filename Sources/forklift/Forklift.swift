@@ -7,7 +7,7 @@ struct Forklift: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forklift",
         abstract: "Serve, run and measure ONNX models on the CPU.",
-        subcommands: [Inspect.self, Predict.self, Profile.self, Serve.self, SgemmBench.self, Zygote.self]
+        subcommands: [Bench.self, Inspect.self, Predict.self, Profile.self, Serve.self, SgemmBench.self, Zygote.self]
     )
 }
 
