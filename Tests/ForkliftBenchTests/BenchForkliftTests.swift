@@ -55,14 +55,29 @@ import Testing
         let document = try XMLDocument(contentsOf: svg, options: [])
         let root = try #require(document.rootElement())
         #expect(root.name == "svg")
-        let lines = try root.nodes(forXPath: "//*[local-name()='polyline']").compactMap { $0 as? XMLElement }
-        let ids = Set(lines.compactMap { $0.attribute(forName: "id")?.stringValue })
-        #expect(ids.isSuperset(of: ["throughput-0", "p50-0", "p99-0"]))
-        let throughput = try #require(lines.first { $0.attribute(forName: "id")?.stringValue == "throughput-0" })
-        #expect(throughput.attribute(forName: "points")?.stringValue?.split(separator: " ").count == 2, "one point per step")
-        let texts = try root.nodes(forXPath: "//*[local-name()='text']").compactMap(\.stringValue)
+        let lines = Self.elements(named: "polyline", in: root)
+        let ids = Set(lines.compactMap { Self.attribute("id", of: $0) })
+        #expect(ids.isSuperset(of: ["throughput-0", "p50-0", "p99-0"]), "\(ids)")
+        let throughput = try #require(lines.first { Self.attribute("id", of: $0) == "throughput-0" })
+        #expect(Self.attribute("points", of: throughput)?.split(separator: " ").count == 2, "one point per step")
+        let texts = Self.elements(named: "text", in: root).compactMap(\.stringValue)
         #expect(texts.contains("throughput (requests/s)") && texts.contains { $0.hasPrefix("latency (ms") })
         #expect(texts.contains { $0.contains("p99") }, "the legend names the p99 series")
+    }
+
+    /// Every element below `root` with this local name (the SVG namespace aside).
+    static func elements(named name: String, in root: XMLElement) -> [XMLElement] {
+        var found: [XMLElement] = []
+        var stack = [root]
+        while let element = stack.popLast() {
+            if element.localName == name || element.name == name { found.append(element) }
+            stack += (element.children ?? []).compactMap { $0 as? XMLElement }
+        }
+        return found
+    }
+
+    static func attribute(_ name: String, of element: XMLElement) -> String? {
+        element.attributes?.first { $0.localName == name || $0.name == name }?.stringValue
     }
 
     @Test func openLoopJSONTensorsAndComputeComparison() throws {
