@@ -11,6 +11,8 @@ public struct BenchReport: Sendable {
     public var steps: [StepResult]
     public var compute: ComputeComparison?
     public var interrupted: Bool
+    /// The run's name in plots (`--label`).
+    public var label: String?
 
     public init(
         target: BenchTarget, model: ModelDescription?, endpoint: String, batch: Int, binary: Bool, threads: Int, steps: [StepResult] = [],
@@ -94,6 +96,7 @@ public struct BenchReport: Sendable {
             "interrupted": interrupted,
             "steps": steps.map { stepObject($0) },
         ]
+        if let label { object["label"] = label }
         if let model {
             object["model"] = model.model
             object["server"] = ["name": model.serverName, "version": model.serverVersion]

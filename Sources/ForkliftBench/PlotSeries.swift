@@ -24,7 +24,8 @@ public struct PlotSeries: Sendable {
 
     /// The series of a report.
     public init(report: BenchReport, label: String? = nil) {
-        self.label = label ?? [report.model?.serverName, report.model?.model].compactMap { $0 }.joined(separator: " ")
+        let named = [report.model?.serverName, report.model?.model].compactMap { $0 }.joined(separator: " ")
+        self.label = label ?? report.label ?? (named.isEmpty ? report.endpoint : named)
         isOpenLoop = report.steps.first.map { if case .rate = $0.mode { true } else { false } } ?? false
         points = report.steps.filter { $0.succeeded > 0 }.map { step in
             let x: Double
@@ -49,7 +50,7 @@ public struct PlotSeries: Sendable {
             throw BenchError(.badInput, "\(path): not a JSON file written by forklift bench --json")
         }
         let server = (object["server"] as? [String: Any])?["name"] as? String
-        self.label = label ?? [server, object["model"] as? String].compactMap { $0 }.joined(separator: " ")
+        self.label = label ?? (object["label"] as? String) ?? [server, object["model"] as? String].compactMap { $0 }.joined(separator: " ")
         isOpenLoop = steps.first?["rate"] != nil
         let batch = max((object["batch"] as? NSNumber)?.doubleValue ?? 1, 1)
         points = steps.compactMap { step in

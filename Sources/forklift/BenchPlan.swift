@@ -71,6 +71,7 @@ struct BenchPlan {
         var report = BenchReport(
             target: target, model: description, endpoint: options.endpoint, batch: payloads.first?.samples ?? options.batch,
             binary: options.binary, threads: threads)
+        report.label = options.label
         let progress = ProgressLine()
 
         print(header())
@@ -104,7 +105,7 @@ struct BenchPlan {
         if !report.steps.isEmpty, report.steps.allSatisfy({ $0.succeeded == 0 }), !report.interrupted { status = 1 }
         if let path = options.json, !write(report.json(), to: path) { status = max(status, 1) }
         if let path = options.plot {
-            var series = [PlotSeries(report: report, label: options.label)]
+            var series = [PlotSeries(report: report)]
             for file in options.plotWith {
                 do { series.append(try PlotSeries(jsonFile: file)) } catch {
                     FileHandle.standardError.write(Data("forklift bench: \(error.description)\n".utf8))
