@@ -106,7 +106,9 @@ public struct BenchReport: Sendable {
         if let compute {
             object["compute"] = [
                 "threads": compute.threads, "instances": compute.instances,
-                "samples_per_second": compute.samplesPerSecond.sorted { $0.key < $1.key }.map { ["batch": $0.key, "samples_per_second": $0.value] },
+                "samples_per_second": compute.samplesPerSecond.sorted { $0.key < $1.key }.map {
+                    ["batch": $0.key, "samples_per_second": $0.value]
+                },
             ]
         }
         return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)

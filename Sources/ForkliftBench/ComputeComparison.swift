@@ -11,7 +11,9 @@ public struct ComputeComparison: Sendable {
     public var threads: Int
 
     /// Measures each batch size once. Loading errors name the file.
-    public static func measure(modelPath: String, batches: Set<Int>, instances: Int, threads: Int = 1) throws(BenchError) -> ComputeComparison {
+    public static func measure(modelPath: String, batches: Set<Int>, instances: Int, threads: Int = 1) throws(BenchError)
+        -> ComputeComparison
+    {
         let model: Model
         do { model = try Model(contentsOf: URL(fileURLWithPath: modelPath)) } catch {
             throw BenchError(.badInput, "--compare-compute \(modelPath): \(error)")

@@ -72,7 +72,9 @@ public final class LoadRunner: Sendable {
 
         if settings.warmup > 0 && !interruption.isRequested {
             let end = nowNanoseconds() + UInt64(settings.warmup * 1e9)
-            wait(phase(mode, workers: workers, end: end, budgets: false), counters: counters, step: mode.label, phase: "warm-up", progress: progress)
+            wait(
+                phase(mode, workers: workers, end: end, budgets: false), counters: counters, step: mode.label, phase: "warm-up",
+                progress: progress)
             _ = try? EventLoopFuture.andAllComplete(workers.map { w in w.loop.submit { w.resetStats() } }, on: loops[0]).wait()
             counters.succeeded.store(0, ordering: .relaxed)
             counters.failed.store(0, ordering: .relaxed)

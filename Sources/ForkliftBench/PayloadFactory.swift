@@ -87,13 +87,17 @@ public enum PayloadFactory {
         if let name = file.name {
             guard let match = model.inputs.first(where: { $0.name == name }) else {
                 throw BenchError(
-                    .badInput, "\(file.path): model '\(model.model)' has no input '\(name)' (it has \(model.inputs.map(\.name).joined(separator: ", ")))")
+                    .badInput,
+                    "\(file.path): model '\(model.model)' has no input '\(name)' (it has \(model.inputs.map(\.name).joined(separator: ", ")))"
+                )
             }
             input = match
         } else {
             guard model.inputs.count == 1 else {
                 throw BenchError(
-                    .badInput, "model '\(model.model)' has \(model.inputs.count) inputs: name each file, e.g. --input \(model.inputs[0].name)=\(file.path)")
+                    .badInput,
+                    "model '\(model.model)' has \(model.inputs.count) inputs: name each file, e.g. --input \(model.inputs[0].name)=\(file.path)"
+                )
             }
             input = model.inputs[0]
         }
@@ -138,7 +142,9 @@ public enum PayloadFactory {
         let input = model.inputs[0]
         let files = try jpegs.prefix(256).map { (name) throws(BenchError) in
             let path = (directory as NSString).appendingPathComponent(name)
-            guard let data = FileManager.default.contents(atPath: path) else { throw BenchError(.badInput, "\(path): cannot read the file") }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw BenchError(.badInput, "\(path): cannot read the file")
+            }
             return [UInt8](data)
         }
         // A BYTES input keeps the metadata's rank (e.g. [B, 1]); a tensor input gets one JPEG per sample: [B].

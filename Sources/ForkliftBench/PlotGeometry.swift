@@ -146,7 +146,8 @@ struct PlotFrame {
                 + "\(dashed ? " stroke-dasharray=\"6 4\"" : "")/>")
         for (px, py) in points {
             svg.raw(
-                "<circle cx=\"\(SVGWriter.number(px))\" cy=\"\(SVGWriter.number(py))\" r=\"3\" fill=\"\(dashed ? "white" : color)\" stroke=\"\(color)\"/>")
+                "<circle cx=\"\(SVGWriter.number(px))\" cy=\"\(SVGWriter.number(py))\" r=\"3\" fill=\"\(dashed ? "white" : color)\" stroke=\"\(color)\"/>"
+            )
         }
     }
 

@@ -34,10 +34,13 @@ public struct PlotSeries: Sendable {
             case .rate(let rate): x = rate
             }
             var ceiling: Double?
-            if let compute = report.compute, let perInstance = compute.samplesPerSecond[ComputeComparison.batch(for: step, clientBatch: report.batch)] {
+            if let compute = report.compute,
+                let perInstance = compute.samplesPerSecond[ComputeComparison.batch(for: step, clientBatch: report.batch)]
+            {
                 ceiling = perInstance * Double(compute.instances) / Double(max(report.batch, 1))
             }
-            return Point(x: x, requestsPerSecond: step.requestsPerSecond, p50: step.latency?.p50, p99: step.latency?.p99, computeCeiling: ceiling)
+            return Point(
+                x: x, requestsPerSecond: step.requestsPerSecond, p50: step.latency?.p50, p99: step.latency?.p99, computeCeiling: ceiling)
         }
     }
 

@@ -10,9 +10,10 @@ public struct RequestPayload: Sendable {
     /// Samples the request carries (its batch size), for samples/s.
     public let samples: Int
 
-    public init(method: HTTPMethod, path: String, host: String, contentType: String?, extraHeaders: [(String, String)] = [],
-                body: [UInt8]?, samples: Int)
-    {
+    public init(
+        method: HTTPMethod, path: String, host: String, contentType: String?, extraHeaders: [(String, String)] = [],
+        body: [UInt8]?, samples: Int
+    ) {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "Host", value: host)
         if let contentType { head.headers.add(name: "Content-Type", value: contentType) }
@@ -51,7 +52,8 @@ public struct RequestPayload: Sendable {
                 method: .POST, path: path, host: target.hostHeader, contentType: "application/octet-stream",
                 extraHeaders: [("Inference-Header-Content-Length", String(headerLength))], body: body, samples: samples)
         }
-        return RequestPayload(method: .POST, path: path, host: target.hostHeader, contentType: "application/json", body: body, samples: samples)
+        return RequestPayload(
+            method: .POST, path: path, host: target.hostHeader, contentType: "application/json", body: body, samples: samples)
     }
 
     static func quoted(_ text: String) -> String {

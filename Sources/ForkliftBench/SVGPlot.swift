@@ -67,8 +67,12 @@ public struct SVGPlot {
         var legend: [(String, String, Bool)] = []
         for (index, run) in series.enumerated() {
             let color = Self.palette[index % Self.palette.count]
-            frame.polyline(&svg, run.points.compactMap { p in p.p50.map { (p.requestsPerSecond, $0) } }, color: color, dashed: false, id: "p50-\(index)")
-            frame.polyline(&svg, run.points.compactMap { p in p.p99.map { (p.requestsPerSecond, $0) } }, color: color, dashed: true, id: "p99-\(index)")
+            frame.polyline(
+                &svg, run.points.compactMap { p in p.p50.map { (p.requestsPerSecond, $0) } }, color: color, dashed: false,
+                id: "p50-\(index)")
+            frame.polyline(
+                &svg, run.points.compactMap { p in p.p99.map { (p.requestsPerSecond, $0) } }, color: color, dashed: true, id: "p99-\(index)"
+            )
             legend.append((run.label + " p50", color, false))
             legend.append((run.label + " p99", color, true))
         }

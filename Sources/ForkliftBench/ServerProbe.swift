@@ -44,7 +44,8 @@ public enum ServerProbe {
         let metadata = try fetch.get("/v2/models/\(escaped)")
         guard metadata.status == 200 else {
             let kind: BenchError.Kind = metadata.status == 404 || metadata.status == 400 ? .unknownModel : .failed
-            throw BenchError(kind, "the server has no model '\(model)': GET /v2/models/\(escaped) answered \(metadata.status)\(snippet(metadata.body))")
+            throw BenchError(
+                kind, "the server has no model '\(model)': GET /v2/models/\(escaped) answered \(metadata.status)\(snippet(metadata.body))")
         }
         guard let document = jsonObject(metadata.body) else {
             throw BenchError(.failed, "the metadata of model '\(model)' is not a JSON object\(snippet(metadata.body))")

@@ -1,8 +1,8 @@
 import Dispatch
 import Foundation
+@preconcurrency import Glibc
 import NIOCore
 import NIOPosix
-@preconcurrency import Glibc
 
 /// One event-loop thread for the one-off requests made before the load starts.
 public final class MultiThreadedProbe: Sendable {

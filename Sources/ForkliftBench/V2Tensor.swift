@@ -53,9 +53,13 @@ public struct V2Tensor: Sendable {
         bytes.withUnsafeMutableBytes { raw in
             switch datatype {
             case "FP32":
-                for index in 0..<count { raw.storeBytes(of: Float.random(in: 0..<1, using: &generator), toByteOffset: index * 4, as: Float.self) }
+                for index in 0..<count {
+                    raw.storeBytes(of: Float.random(in: 0..<1, using: &generator), toByteOffset: index * 4, as: Float.self)
+                }
             case "FP64":
-                for index in 0..<count { raw.storeBytes(of: Double.random(in: 0..<1, using: &generator), toByteOffset: index * 8, as: Double.self) }
+                for index in 0..<count {
+                    raw.storeBytes(of: Double.random(in: 0..<1, using: &generator), toByteOffset: index * 8, as: Double.self)
+                }
             case "BOOL":
                 for index in 0..<count { raw[index] = Bool.random(using: &generator) ? 1 : 0 }
             default:

@@ -36,7 +36,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Name of this run in the plot's legend.") var label: String?
 
     func validate() throws {
-        guard duration > 0, timeout > 0, warmup >= 0 else { throw ValidationError("--duration and --timeout must be positive, --warmup not negative") }
+        guard duration > 0, timeout > 0, warmup >= 0 else {
+            throw ValidationError("--duration and --timeout must be positive, --warmup not negative")
+        }
         if let requests, requests < 1 { throw ValidationError("--requests must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }

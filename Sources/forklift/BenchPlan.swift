@@ -30,14 +30,18 @@ struct BenchPlan {
             let described = try ServerProbe.describe(model: model, fetch: fetch)
             description = described
             payloads = try PayloadFactory.make(
-                model: described, target: target, source: try InputSource.parse(options.input), batch: options.batch, binary: options.binary)
+                model: described, target: target, source: try InputSource.parse(options.input), batch: options.batch, binary: options.binary
+            )
         case "health":
             let answer = try fetch.get("/v2/health/live")
             guard answer.status == 200 else {
                 throw BenchError(.badURL, "\(target.description) does not speak V2: GET /v2/health/live answered \(answer.status)")
             }
             description = nil
-            payloads = [RequestPayload(method: .GET, path: target.path("/v2/health/live"), host: target.hostHeader, contentType: nil, body: nil, samples: 1)]
+            payloads = [
+                RequestPayload(
+                    method: .GET, path: target.path("/v2/health/live"), host: target.hostHeader, contentType: nil, body: nil, samples: 1)
+            ]
         case let path where path.hasPrefix("/"):
             guard let bodyPath = options.body, let data = FileManager.default.contents(atPath: bodyPath) else {
                 throw BenchError(.badInput, "--endpoint \(path) needs --body FILE (a readable file)")
@@ -111,8 +115,11 @@ struct BenchPlan {
                     FileHandle.standardError.write(Data("forklift bench: \(error.description)\n".utf8))
                 }
             }
-            let title = description.map { "\($0.model) on \($0.serverName) at \(target.description)" } ?? "\(options.endpoint) at \(target.description)"
-            let note = "forklift bench, \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+            let title =
+                description.map { "\($0.model) on \($0.serverName) at \(target.description)" }
+                ?? "\(options.endpoint) at \(target.description)"
+            let note =
+                "forklift bench, \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores"
             if !write(Data(SVGPlot(title: title, series: series, note: note).render().utf8), to: path) { status = max(status, 1) }
         }
         return status

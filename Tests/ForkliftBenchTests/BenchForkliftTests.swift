@@ -132,7 +132,8 @@ import Testing
     @Test func healthEndpointAndCtrlCPrintsTheStepsDone() throws {
         let server = try DigitsServer()
         defer { server.stop() }
-        let run = try runBench([server.url, "--endpoint", "health", "--concurrency", "2,4", "--duration", "1.5", "--warmup", "0"], interruptAfter: 2.5)
+        let run = try runBench(
+            [server.url, "--endpoint", "health", "--concurrency", "2,4", "--duration", "1.5", "--warmup", "0"], interruptAfter: 2.5)
         #expect(run.status == 130, "\(run.stderr)")
         #expect(run.stdout.contains("| c=2 |"), "the finished step is printed")
         #expect(run.stdout.contains("interrupted"))

@@ -3,7 +3,8 @@ import Foundation
 
 /// Where the repository and the built `forklift` binary are.
 enum BenchPaths {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static let digits = repository.appendingPathComponent("models/digits")
 
     /// The binary beside the test bundle, or `FORKLIFT_BIN`.
