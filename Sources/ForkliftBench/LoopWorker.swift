@@ -102,6 +102,7 @@ final class LoopWorker: @unchecked Sendable {
                 open.backlog.removeAll()
             }
             for client in clients where client.inFlight { client.expire() }
+            checkFinished()
         }
         return promise.futureResult
     }
@@ -146,7 +147,10 @@ final class LoopWorker: @unchecked Sendable {
             clients.removeAll { $0 === client }
             open.idle.removeAll { $0 === client }
             dispatch()
-        case nil: break
+        case nil:
+            // Between phases: forget it; the next phase opens what it needs.
+            clients.removeAll { $0 === client }
+            open.idle.removeAll { $0 === client }
         }
     }
 
