@@ -38,8 +38,13 @@ final class LoadClient: @unchecked Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(ClientChannelHandler(client: self))
+                    // The writer sits below the response decoder, which must still see each request head
+                    // (it needs the method to frame the response), but no encoder runs per request.
+                    let writer = PreEncodedRequestWriter()
+                    try channel.pipeline.syncOperations.addHandler(writer)
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try channel.pipeline.syncOperations.addHandler(ClientChannelHandler(client: self, writer: writer))
                 }
             }
             .connect(host: worker.settings.target.host, port: worker.settings.target.port)
@@ -128,10 +133,14 @@ final class ClientChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = HTTPClientRequestPart
 
     private let client: LoadClient
+    private let writer: PreEncodedRequestWriter
     private var context: ChannelHandlerContext?
     private var closeError: (any Error)?
 
-    init(client: LoadClient) { self.client = client }
+    init(client: LoadClient, writer: PreEncodedRequestWriter) {
+        self.client = client
+        self.writer = writer
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -140,9 +149,8 @@ final class ClientChannelHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func send(_ payload: RequestPayload) {
         guard let context else { return }
-        context.write(wrapOutboundOut(.head(payload.head)), promise: nil)
-        if let body = payload.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        writer.next = payload.wire
+        context.writeAndFlush(wrapOutboundOut(.head(payload.head)), promise: nil)
     }
 
     func close() { context?.close(promise: nil) }
@@ -164,5 +172,23 @@ final class ClientChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         self.context = nil
         client.closed(error: closeError)
         context.fireChannelInactive()
+    }
+}
+
+/// Turns a request head into the request's pre-encoded bytes (`next`): one write of a shared
+/// buffer per request instead of encoding head, body and end each time.
+final class PreEncodedRequestWriter: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    var next: ByteBuffer?
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .head = unwrapOutboundIn(data), let bytes = next {
+            next = nil
+            context.write(wrapOutboundOut(bytes), promise: promise)
+        } else {
+            promise?.succeed()
+        }
     }
 }

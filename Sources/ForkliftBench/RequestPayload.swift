@@ -7,6 +7,8 @@ import NIOHTTP1
 public struct RequestPayload: Sendable {
     public let head: HTTPRequestHead
     public let body: ByteBuffer?
+    /// The whole request as it goes on the wire (head and body), encoded once.
+    public let wire: ByteBuffer
     /// Samples the request carries (its batch size), for samples/s.
     public let samples: Int
 
@@ -21,6 +23,11 @@ public struct RequestPayload: Sendable {
         head.headers.add(name: "Content-Length", value: String(body?.count ?? 0))
         self.head = head
         self.body = body.map { ByteBuffer(bytes: $0) }
+        var text = "\(method.rawValue) \(path) HTTP/1.1\r\n"
+        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
+        var wire = ByteBuffer(string: text + "\r\n")
+        if let body { wire.writeBytes(body) }
+        self.wire = wire
         self.samples = samples
     }
 

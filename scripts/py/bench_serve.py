@@ -151,20 +151,27 @@ def bench_model(name, args):
     return ours_doc, ours_wrk, seed_doc, seed_wrk
 
 
-def health_check(args):
-    """forklift bench against wrk on GET /v2/health/live, same connections, same run."""
+def health_check(args, rounds=3, connections=64):
+    """forklift bench against wrk on GET /v2/health/live with the same connection count, alternating
+    `rounds` times in one run (the machine is shared, so single runs are noisy): medians."""
     server, port = start_forklift(args, MODELS["digits"])
-    rows = []
+    ours, theirs, cpu = [], [], []
     try:
         url = f"http://127.0.0.1:{port}"
-        for connections in (16, 64):
-            step_args = argparse.Namespace(**{**vars(args), "concurrency": str(connections)})
-            doc = forklift_bench(step_args, url, ["--endpoint", "health"], WORK / f"health-{connections}.json")
-            wrk = run_wrk(url + "/v2/health/live", connections, args.duration)
-            rows.append((connections, doc["steps"][0], wrk))
+        step_args = argparse.Namespace(**{**vars(args), "concurrency": str(connections)})
+        for index in range(rounds):
+            doc = forklift_bench(step_args, url, ["--endpoint", "health"], WORK / f"health-{index}.json")
+            ours.append(doc["steps"][0]["requests_per_second"])
+            cpu.append(doc["steps"][0]["client_cpu_cores"])
+            theirs.append(run_wrk(url + "/v2/health/live", connections, args.duration)["rps"])
     finally:
         stop(server)
-    return rows
+    return connections, ours, theirs, cpu
+
+
+def median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def main():
@@ -178,13 +185,15 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     top = int(args.concurrency.split(",")[-1])
 
-    print("Load generator check: GET /v2/health/live on Forklift, same connection count, same run")
-    print("| connections | forklift bench req/s | wrk req/s | forklift bench / wrk | forklift bench p50 ms | wrk p50 ms |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for connections, step, wrk in health_check(args):
-        print(f"| {connections} | {step['requests_per_second']:,.0f} | {wrk['rps']:,.0f} | {step['requests_per_second'] / wrk['rps']:.2f}× | "
-              f"{step['latency_ms']['p50']:.2f} | {wrk['p50']:.2f} |", flush=True)
-    print()
+    connections, ours, theirs, cpu = health_check(args)
+    print(f"Load generator check: GET /v2/health/live on Forklift (2 workers), {connections} connections, "
+          f"{len(ours)} alternating rounds of {args.duration} s each")
+    print("| generator | req/s per round | median req/s | generator CPU (cores) |")
+    print("|---|---|---:|---:|")
+    print(f"| forklift bench | {', '.join(f'{v:,.0f}' for v in ours)} | {median(ours):,.0f} | {median(cpu):.2f} |")
+    print(f"| wrk | {', '.join(f'{v:,.0f}' for v in theirs)} | {median(theirs):,.0f} | - |")
+    print(f"forklift bench / wrk (medians): {median(ours) / median(theirs):.2f}×")
+    print(flush=True)
 
     print("| model | server | concurrency | req/s | p50 ms | p99 ms | errors | mean batch | generator CPU share | wrk req/s (cross-check) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
