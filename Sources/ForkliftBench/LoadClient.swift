@@ -20,6 +20,8 @@ final class LoadClient: @unchecked Sendable {
     private var status = 0
     private var errorBody: [UInt8] = []
     private var timedOut = false
+    /// The response said `Connection: close` (gunicorn's sync workers do): reconnect instead of reusing.
+    private var serverCloses = false
     /// Requests this client may still start in the phase (closed loop with --requests).
     var budget: Int?
     var isConnected: Bool { handler != nil }
@@ -36,6 +38,8 @@ final class LoadClient: @unchecked Sendable {
         ClientBootstrap(group: worker.loop)
             .connectTimeout(worker.settings.timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // One response is one read: a second read per event would only return EAGAIN.
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     // The writer sits below the response decoder, which must still see each request head
@@ -88,6 +92,7 @@ final class LoadClient: @unchecked Sendable {
 
     func received(head: HTTPResponseHead) {
         status = Int(head.status.code)
+        serverCloses = !head.isKeepAlive
         errorBody.removeAll(keepingCapacity: true)
     }
 
@@ -108,6 +113,11 @@ final class LoadClient: @unchecked Sendable {
             // The server's {"error": …} text when it sent one, else the body's beginning.
             let snippet = ServerProbe.snippet(errorBody)
             worker.recordFailure(kind: "HTTP \(status)", message: snippet.isEmpty ? "(empty body)" : String(snippet.dropFirst(2)))
+        }
+        if serverCloses {
+            // The next request goes on a new connection once this one is closed (see `closed`).
+            handler?.close()
+            return
         }
         worker.clientIdle(self)
     }
