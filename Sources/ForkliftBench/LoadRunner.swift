@@ -86,7 +86,10 @@ public final class LoadRunner: Sendable {
         let interrupted = wait(
             phase(mode, workers: workers, end: end, budgets: settings.requests != nil), counters: counters, step: mode.label,
             phase: "measuring", progress: progress)
-        let seconds = Double(nowNanoseconds() - start) / 1e9
+        // A timed step is as long as asked: a request hanging past the end (until its timeout)
+        // must not stretch the window and deflate the rate. Answers after the end add at most one per client.
+        let elapsed = Double(nowNanoseconds() - start) / 1e9
+        let seconds = settings.requests == nil && !interrupted ? min(elapsed, settings.duration) : elapsed
         let cpu = Self.cpuSeconds() - cpuBefore
         let after = before == nil ? nil : metrics?()
         let snapshots = workers.compactMap { w in try? w.loop.submit { w.snapshot() }.wait() }

@@ -31,7 +31,10 @@ public struct SVGPlot {
 
     private func drawThroughput(_ svg: inout SVGWriter) {
         let xs = series.flatMap { $0.points.map(\.x) }
-        let ys: [Double] = series.flatMap { run in run.points.flatMap { [$0.requestsPerSecond, $0.computeCeiling ?? 0] } }
+        let measured = series.flatMap { $0.points.map(\.requestsPerSecond) }.max() ?? 1
+        // A ceiling far above what was measured (tiny models) would flatten the measured lines: it is named, not drawn.
+        let drawCeiling = series.flatMap { $0.points.compactMap(\.computeCeiling) }.allSatisfy { $0 <= 5 * measured }
+        let ys: [Double] = series.flatMap { run in run.points.flatMap { [$0.requestsPerSecond, drawCeiling ? $0.computeCeiling ?? 0 : 0] } }
         let xLog = !openLoop && (xs.max() ?? 1) / max(xs.min() ?? 1, 1) >= 4
         let xAxis = xLog ? Axis.log(values: xs, base: 2) : Axis.linear(from: 0, to: xs.max() ?? 1)
         let yAxis = Axis.linear(from: 0, to: ys.max() ?? 1)
@@ -45,9 +48,11 @@ public struct SVGPlot {
             frame.polyline(&svg, run.points.map { ($0.x, $0.requestsPerSecond) }, color: color, dashed: false, id: "throughput-\(index)")
             legend.append((run.label + " requests/s", color, false))
             let ceiling = run.points.compactMap { point in point.computeCeiling.map { (point.x, $0) } }
-            if !ceiling.isEmpty {
+            if !ceiling.isEmpty && drawCeiling {
                 frame.polyline(&svg, ceiling, color: color, dashed: true, id: "compute-\(index)")
                 legend.append((run.label + " compute-only ceiling", color, true))
+            } else if let top = ceiling.map(\.1).max() {
+                legend.append((run.label + " compute-only ceiling: up to \(Axis.label(top)) req/s (off the chart)", color, true))
             }
         }
         frame.legend(&svg, legend)
