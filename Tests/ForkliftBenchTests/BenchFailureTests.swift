@@ -2,19 +2,28 @@ import Foundation
 import Testing
 
 /// `forklift bench` against servers that fail, hang, are absent or are not V2.
-@Suite(.serialized) struct BenchFailureTests {
-    @Test func serverErrorsAreCountedAndTheRunExitsNonZero() throws {
-        let stub = try StubServer(.failing)
+@Suite(.serialized) final class BenchFailureTests {
+    let folder = BenchPaths.scratch()
+
+    deinit { try? FileManager.default.removeItem(at: folder) }
+
+    /// Runs `forklift bench STUB_URL --endpoint /predict --body FILE ARGS` against a fresh stub server.
+    func runStub(_ behavior: StubServer.Behavior, _ arguments: [String]) throws -> BenchRun {
+        let stub = try StubServer(behavior)
         defer { stub.stop() }
-        let folder = BenchPaths.scratch()
-        defer { try? FileManager.default.removeItem(at: folder) }
         let body = folder.appendingPathComponent("body.json")
         try Data("[1]".utf8).write(to: body)
+        return try runBench([stub.url, "--endpoint", "/predict", "--body", body.path] + arguments)
+    }
+
+    @Test func serverErrorsAreCountedAndTheRunExitsNonZero() throws {
         let json = folder.appendingPathComponent("fail.json")
-        let run = try runBench([
-            stub.url, "--endpoint", "/predict", "--body", body.path, "--concurrency", "3", "--requests", "30", "--warmup", "0",
-            "--json", json.path,
-        ])
+        let run = try runStub(
+            .failing,
+            [
+                "--concurrency", "3", "--requests", "30", "--warmup", "0",
+                "--json", json.path,
+            ])
         #expect(run.status == 1)
         #expect(run.stdout.contains("all 30 requests failed: HTTP 500 ×30 (first: boom: the stub always fails)"), "\(run.stdout)")
         let step = try #require((try run.json(json)["steps"] as? [[String: Any]])?.first)
@@ -23,17 +32,13 @@ import Testing
     }
 
     @Test func hangingRequestsTimeOutAndTheRunEnds() throws {
-        let stub = try StubServer(.hanging)
-        defer { stub.stop() }
-        let folder = BenchPaths.scratch()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let body = folder.appendingPathComponent("body.json")
-        try Data("[1]".utf8).write(to: body)
         let json = folder.appendingPathComponent("hang.json")
-        let run = try runBench([
-            stub.url, "--endpoint", "/predict", "--body", body.path, "--concurrency", "2", "--duration", "1", "--warmup", "0",
-            "--timeout", "0.4", "--json", json.path,
-        ])
+        let run = try runStub(
+            .hanging,
+            [
+                "--concurrency", "2", "--duration", "1", "--warmup", "0",
+                "--timeout", "0.4", "--json", json.path,
+            ])
         #expect(run.status == 1)
         #expect(run.stdout.contains("timeout ×"), "\(run.stdout)")
         let step = try #require((try run.json(json)["steps"] as? [[String: Any]])?.first)
@@ -44,17 +49,13 @@ import Testing
     }
 
     @Test func openLoopAgainstAHangingServerCountsWhatWasNotSent() throws {
-        let stub = try StubServer(.hanging)
-        defer { stub.stop() }
-        let folder = BenchPaths.scratch()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let body = folder.appendingPathComponent("body.json")
-        try Data("[1]".utf8).write(to: body)
         let json = folder.appendingPathComponent("open.json")
-        let run = try runBench([
-            stub.url, "--endpoint", "/predict", "--body", body.path, "--rate", "100", "--duration", "1", "--warmup", "0",
-            "--timeout", "0.5", "--max-connections", "4", "--json", json.path,
-        ])
+        let run = try runStub(
+            .hanging,
+            [
+                "--rate", "100", "--duration", "1", "--warmup", "0",
+                "--timeout", "0.5", "--max-connections", "4", "--json", json.path,
+            ])
         #expect(run.status == 1)
         let step = try #require((try run.json(json)["steps"] as? [[String: Any]])?.first)
         let errors = try #require(step["errors"] as? [[String: Any]])
