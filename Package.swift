@@ -92,7 +92,15 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ForkliftImageTests", dependencies: ["ForkliftImage", "CJPEG", "ForkliftEngine"]),
-        .testTarget(name: "ForkliftBenchTests", dependencies: ["ForkliftBench", "forklift"]),
+        .testTarget(
+            name: "ForkliftBenchTests",
+            dependencies: [
+                "ForkliftBench", "forklift",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "ForkliftPoolTests",
             dependencies: ["ForkliftPool", "ForkliftEngine", "forklift"]

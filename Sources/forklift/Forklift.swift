@@ -7,7 +7,9 @@ struct Forklift: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forklift",
         abstract: "Serve, run and measure ONNX models on the CPU.",
-        subcommands: [ImageBench.self, Inspect.self, Predict.self, Profile.self, Serve.self, SgemmBench.self, Zygote.self]
+        subcommands: [
+            Bench.self, ImageBench.self, Inspect.self, Predict.self, Profile.self, Serve.self, SgemmBench.self, Zygote.self,
+        ]
     )
 }
 

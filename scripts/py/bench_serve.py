@@ -1,8 +1,10 @@
 """Drives scripts/bench-serve: Forklift against the seed stack (Flask under
-gunicorn --preload -w 2, onnxruntime with one thread), one sample per request,
-with wrk as the load generator, all on this machine in one run.
+gunicorn --preload -w 2, onnxruntime with one thread), one sample per JSON request,
+with `forklift bench` as the load generator and wrk as a cross-check, all on this
+machine in one run. Also compares `forklift bench` with wrk on GET /v2/health/live.
 
   bench_serve.py --forklift BIN [--duration S] [--models digits,wide_mlp,resnet18]
+                 [--concurrency 1,16,64] [--plot-dir DIR]
 """
 
 import argparse
@@ -23,7 +25,7 @@ MODELS = {
     "wide_mlp": ROOT / ".cache/models/wide_mlp/model.onnx",
     "resnet18": ROOT / ".cache/models/resnet18/model.onnx",
 }
-CONCURRENCY = [1, 16, 64]
+WORK = ROOT / ".cache/bench-serve"
 
 
 def free_port():
@@ -44,40 +46,14 @@ def wait_http(url, timeout=120):
     raise SystemExit(f"server at {url} did not become ready in {timeout} s")
 
 
-def to_ms(text):
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-
-def run_wrk(url, body, concurrency, duration):
-    env = dict(os.environ, BODY_FILE=str(body))
-    threads = min(concurrency, 2)
-    command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--latency", "--timeout", "30s",
-               "-s", str(ROOT / "scripts/lib/post.lua"), url]
-    # A short warm-up, then the measured run; wrk's CPU time shows its share of the 2 cores.
-    subprocess.run(command[:3] + ["-d2s"] + command[4:], env=env, capture_output=True, check=True)
-    before = os.times()
-    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-    after = os.times()
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": to_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
-        "p99": to_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
-        "errors": int(errors.group(1)) if errors else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else "",
-        "wrk_cpu_share": cpu / duration / os.cpu_count(),
-    }
-
-
-def batch_stats(port):
-    """Sum and count of the server's batch-size histogram."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-    total = sum(float(m) for m in re.findall(r"^forklift_batch_size_sum(?:\{[^}]*\})? ([\d.e+]+)", text, re.M))
-    count = sum(float(m) for m in re.findall(r"^forklift_batch_size_count(?:\{[^}]*\})? ([\d.e+]+)", text, re.M))
-    return total, count
+def wait_for_port(port, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"nothing listens on port {port} after {timeout} s")
 
 
 def stop(process):
@@ -89,51 +65,113 @@ def stop(process):
         process.wait()
 
 
-def profile(forklift, model, batch):
-    out = subprocess.run([forklift, "profile", str(model), "--batch", str(batch), "--json"],
-                         capture_output=True, text=True, check=True).stdout
-    result = json.loads(out)["results"][0]
-    return result["samples_per_second"], result["median_ms"]
-
-
-def bench_model(name, args, bodies):
-    model = MODELS[name]
-    rows = []
+def start_forklift(args, model):
     port = free_port()
     server = subprocess.Popen([args.forklift, "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
                                "--workers", "2", "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v2/health/ready")
-        url = f"http://127.0.0.1:{port}/v2/models/{model.parent.name}/infer"
-        for c in CONCURRENCY:
-            sum0, count0 = batch_stats(port)
-            result = run_wrk(url, bodies / "v2.json", c, args.duration)
-            sum1, count1 = batch_stats(port)
-            result["mean_batch"] = (sum1 - sum0) / max(count1 - count0, 1)
-            rows.append(("forklift", c, result))
-    finally:
-        stop(server)
+    wait_http(f"http://127.0.0.1:{port}/v2/health/ready")
+    return server, port
+
+
+def start_seed(model):
     port = free_port()
     seed = subprocess.Popen([str(ROOT / ".cache/venv/bin/gunicorn"), "--preload", "-w", "2", "-b", f"127.0.0.1:{port}",
                              "--chdir", str(ROOT / "scripts/py"), "--log-level", "warning", "seed_app:app"],
                             env=dict(os.environ, MODEL_PATH=str(model)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return seed, port
+
+
+def forklift_bench(args, url, extra, out_json):
+    """Runs `forklift bench` and returns its --json document."""
+    command = [args.forklift, "bench", url, "--concurrency", args.concurrency, "--duration", str(args.duration),
+               "--warmup", "2", "--json", str(out_json)] + extra
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"forklift bench failed ({done.returncode}): {' '.join(command)}\n{done.stdout}")
+    return json.loads(out_json.read_text())
+
+
+def to_ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def run_wrk(url, concurrency, duration, body=None):
+    """wrk at `concurrency` connections, after a 2 s warm-up: req/s, p50 and p99 ms."""
+    env = dict(os.environ)
+    script = []
+    if body is not None:
+        env["BODY_FILE"] = str(body)
+        script = ["-s", str(ROOT / "scripts/lib/post.lua")]
+    threads = min(concurrency, 2)
+    base = ["wrk", f"-t{threads}", f"-c{concurrency}", "--latency", "--timeout", "30s"] + script + [url]
+    subprocess.run(base[:3] + ["-d2s"] + base[3:], env=env, capture_output=True, check=True)
+    out = subprocess.run(base[:3] + [f"-d{duration}s"] + base[3:], env=env, capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": to_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
+        "p99": to_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def step_cells(step):
+    lat = step.get("latency_ms") or {}
+    side = step.get("server_side") or {}
+    batch = side.get("mean_batch_size")
+    return (f"{step['requests_per_second']:,.0f} | {lat.get('p50', float('nan')):.2f} | {lat.get('p99', float('nan')):.2f} | "
+            f"{step['failed']} | {'-' if batch is None else f'{batch:.1f}'} | {100 * step['client_cpu_cores'] / os.cpu_count():.0f}%")
+
+
+def bench_model(name, args):
+    model = MODELS[name]
+    bodies = WORK / name
+    subprocess.run([sys.executable, str(ROOT / "scripts/py/make_bodies.py"), str(model), str(bodies)], check=True)
+    top = int(args.concurrency.split(",")[-1])
+    seed, port = start_seed(model)
     try:
-        wait_for_port(port)
-        for c in CONCURRENCY:
-            rows.append(("seed", c, run_wrk(f"http://127.0.0.1:{port}/predict", bodies / "seed.json", c, args.duration)))
+        seed_doc = forklift_bench(args, f"http://127.0.0.1:{port}",
+                                  ["--endpoint", "/predict", "--body", str(bodies / "seed.json"), "--label", "seed (Flask + gunicorn)"],
+                                  WORK / f"{name}-seed.json")
+        seed_wrk = run_wrk(f"http://127.0.0.1:{port}/predict", top, args.duration, bodies / "seed.json")
     finally:
         stop(seed)
-    return rows
+    server, port = start_forklift(args, model)
+    try:
+        extra = ["--model", model.parent.name, "--no-binary", "--compare-compute", str(model), "--label", "Forklift",
+                 "--plot-with", str(WORK / f"{name}-seed.json")]
+        if args.plot_dir:
+            extra += ["--plot", str(pathlib.Path(args.plot_dir) / f"bench-{name}.svg")]
+        ours_doc = forklift_bench(args, f"http://127.0.0.1:{port}", extra, WORK / f"{name}-forklift.json")
+        ours_wrk = run_wrk(f"http://127.0.0.1:{port}/v2/models/{model.parent.name}/infer", top, args.duration, bodies / "v2.json")
+    finally:
+        stop(server)
+    return ours_doc, ours_wrk, seed_doc, seed_wrk
 
 
-def wait_for_port(port, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"nothing listens on port {port} after {timeout} s")
+def health_check(args, rounds=3, connections=64):
+    """forklift bench against wrk on GET /v2/health/live with the same connection count, alternating
+    `rounds` times in one run (the machine is shared, so single runs are noisy): medians."""
+    server, port = start_forklift(args, MODELS["digits"])
+    ours, theirs, cpu = [], [], []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        step_args = argparse.Namespace(**{**vars(args), "concurrency": str(connections)})
+        for index in range(rounds):
+            doc = forklift_bench(step_args, url, ["--endpoint", "health"], WORK / f"health-{index}.json")
+            ours.append(doc["steps"][0]["requests_per_second"])
+            cpu.append(doc["steps"][0]["client_cpu_cores"])
+            theirs.append(run_wrk(url + "/v2/health/live", connections, args.duration)["rps"])
+    finally:
+        stop(server)
+    return connections, ours, theirs, cpu
+
+
+def median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def main():
@@ -141,33 +179,43 @@ def main():
     parser.add_argument("--forklift", required=True)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--models", default="digits,wide_mlp,resnet18")
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--plot-dir", default=None, help="write bench-<model>.svg here (Forklift and seed on one picture)")
     args = parser.parse_args()
-    work = ROOT / ".cache/bench-serve"
-    print("| model | server | concurrency | req/s | p50 ms | p99 ms | errors | mean batch | wrk CPU share |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    WORK.mkdir(parents=True, exist_ok=True)
+    top = int(args.concurrency.split(",")[-1])
+
+    connections, ours, theirs, cpu = health_check(args)
+    print(f"Load generator check: GET /v2/health/live on Forklift (2 workers), {connections} connections, "
+          f"{len(ours)} alternating rounds of {args.duration} s each")
+    print("| generator | req/s per round | median req/s | generator CPU (cores) |")
+    print("|---|---|---:|---:|")
+    print(f"| forklift bench | {', '.join(f'{v:,.0f}' for v in ours)} | {median(ours):,.0f} | {median(cpu):.2f} |")
+    print(f"| wrk | {', '.join(f'{v:,.0f}' for v in theirs)} | {median(theirs):,.0f} | - |")
+    print(f"forklift bench / wrk (medians): {median(ours) / median(theirs):.2f}×")
+    print(flush=True)
+
+    print("| model | server | concurrency | req/s | p50 ms | p99 ms | errors | mean batch | generator CPU share | wrk req/s (cross-check) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     summary = []
     for name in args.models.split(","):
-        bodies = work / name
-        subprocess.run([sys.executable, str(ROOT / "scripts/py/make_bodies.py"), str(MODELS[name]), str(bodies)], check=True)
-        rows = bench_model(name, args, bodies)
-        for server, c, r in rows:
-            batch = f"{r['mean_batch']:.1f}" if "mean_batch" in r else "-"
-            errors = str(r["errors"]) + (f" ({r['socket_errors']})" if r["socket_errors"] else "")
-            print(f"| {name} | {server} | {c} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {errors} | {batch} | "
-                  f"{100 * r['wrk_cpu_share']:.0f}% |", flush=True)
-        ours = {c: r for s, c, r in rows if s == "forklift"}
-        theirs = {c: r for s, c, r in rows if s == "seed"}
-        saturated = ours[64]
-        batch = max(1, round(saturated["mean_batch"]))
-        compute_rps, _ = profile(args.forklift, MODELS[name], batch)
-        _, compute_ms_b1 = profile(args.forklift, MODELS[name], 1)
-        summary.append((name, ours[64]["rps"] / theirs[64]["rps"], saturated["rps"] / (2 * compute_rps), batch,
-                        ours[1]["p50"], compute_ms_b1))
+        ours, ours_wrk, seed, seed_wrk = bench_model(name, args)
+        for label, doc, wrk in (("forklift", ours, ours_wrk), ("seed", seed, seed_wrk)):
+            for step in doc["steps"]:
+                cross = f"{wrk['rps']:,.0f}" if step.get("concurrency") == top else ""
+                print(f"| {name} | {label} | {step['concurrency']} | {step_cells(step)} | {cross} |", flush=True)
+        ours_top = next(s for s in ours["steps"] if s.get("concurrency") == top)
+        seed_top = next(s for s in seed["steps"] if s.get("concurrency") == top)
+        summary.append((name, ours_top["requests_per_second"] / max(seed_top["requests_per_second"], 1e-9),
+                        ours_wrk["rps"] / max(seed_wrk["rps"], 1e-9), ours_top.get("efficiency"),
+                        ours_top.get("compute_batch"), ours["steps"][0]["latency_ms"]["p50"]))
     print()
-    print("| model | Forklift / seed req/s at c=64 | c=64 throughput / compute-only (2 workers × 1 thread, at the mean batch) | mean batch | c=1 p50 ms | compute ms at batch 1 |")
+    print(f"| model | Forklift / seed req/s at c={top} (forklift bench) | same by wrk | c={top} samples/s / compute-only "
+          "(2 workers × 1 thread, at the mean batch) | mean batch | c=1 p50 ms |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, ratio, efficiency, batch, p50, compute in summary:
-        print(f"| {name} | {ratio:.1f}× | {100 * efficiency:.0f}% | {batch} | {p50:.2f} | {compute:.2f} |")
+    for name, ratio, wrk_ratio, efficiency, batch, p50 in summary:
+        eff = "-" if efficiency is None else f"{100 * efficiency:.0f}%"
+        print(f"| {name} | {ratio:.1f}× | {wrk_ratio:.1f}× | {eff} | {batch} | {p50:.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+/// `forklift bench` against servers that fail, hang, are absent or are not V2.
+@Suite(.serialized) final class BenchFailureTests {
+    let folder = BenchPaths.scratch()
+
+    deinit { try? FileManager.default.removeItem(at: folder) }
+
+    /// Runs `forklift bench STUB_URL --endpoint /predict --body FILE ARGS` against a fresh stub server.
+    func runStub(_ behavior: StubServer.Behavior, _ arguments: [String]) throws -> BenchRun {
+        let stub = try StubServer(behavior)
+        defer { stub.stop() }
+        let body = folder.appendingPathComponent("body.json")
+        try Data("[1]".utf8).write(to: body)
+        return try runBench([stub.url, "--endpoint", "/predict", "--body", body.path] + arguments)
+    }
+
+    @Test func serverErrorsAreCountedAndTheRunExitsNonZero() throws {
+        let json = folder.appendingPathComponent("fail.json")
+        let run = try runStub(
+            .failing,
+            [
+                "--concurrency", "3", "--requests", "30", "--warmup", "0",
+                "--json", json.path,
+            ])
+        #expect(run.status == 1)
+        #expect(run.stdout.contains("all 30 requests failed: HTTP 500 ×30 (first: boom: the stub always fails)"), "\(run.stdout)")
+        let step = try #require((try run.json(json)["steps"] as? [[String: Any]])?.first)
+        #expect(step["failed"] as? Int == 30)
+        #expect(step["latency_ms"] is NSNull)
+    }
+
+    @Test func hangingRequestsTimeOutAndTheRunEnds() throws {
+        let json = folder.appendingPathComponent("hang.json")
+        let run = try runStub(
+            .hanging,
+            [
+                "--concurrency", "2", "--duration", "1", "--warmup", "0",
+                "--timeout", "0.4", "--json", json.path,
+            ])
+        #expect(run.status == 1)
+        #expect(run.stdout.contains("timeout ×"), "\(run.stdout)")
+        let step = try #require((try run.json(json)["steps"] as? [[String: Any]])?.first)
+        let errors = try #require(step["errors"] as? [[String: Any]])
+        #expect(errors.first?["kind"] as? String == "timeout")
+        #expect((errors.first?["count"] as? Int ?? 0) >= 2, "each of 2 clients timed out at least once")
+        #expect(step["succeeded"] as? Int == 0)
+    }
+
+    @Test func openLoopAgainstAHangingServerCountsWhatWasNotSent() throws {
+        let json = folder.appendingPathComponent("open.json")
+        let run = try runStub(
+            .hanging,
+            [
+                "--rate", "100", "--duration", "1", "--warmup", "0",
+                "--timeout", "0.5", "--max-connections", "4", "--json", json.path,
+            ])
+        #expect(run.status == 1)
+        let step = try #require((try run.json(json)["steps"] as? [[String: Any]])?.first)
+        let errors = try #require(step["errors"] as? [[String: Any]])
+        let kinds = Set(errors.compactMap { $0["kind"] as? String })
+        #expect(kinds.contains("timeout") && kinds.contains("not sent"), "\(kinds)")
+        // Every intended arrival is accounted for: about 100 in one second.
+        let total = errors.reduce(0) { $0 + ($1["count"] as? Int ?? 0) }
+        #expect(total > 50 && total < 200, "\(total)")
+    }
+
+    @Test func unreachableServerIsOneLineAndExitTwo() throws {
+        // Port 1 on loopback: nothing listens there.
+        let run = try runBench(["http://127.0.0.1:1", "--model", "digits"])
+        #expect(run.status == 2)
+        #expect(run.stderr.split(separator: "\n").count == 1)
+        #expect(run.stderr.contains("cannot reach http://127.0.0.1:1") && run.stderr.contains("connection refused"), "\(run.stderr)")
+    }
+
+    @Test func wrongURLsAreOneLineAndExitTwo() throws {
+        let notURL = try runBench(["ftp://127.0.0.1:8080", "--model", "digits"])
+        #expect(notURL.status == 2)
+        #expect(notURL.stderr.contains("only http://"))
+        #expect(notURL.stderr.split(separator: "\n").count == 1)
+
+        let badPort = try runBench(["http://127.0.0.1:notaport", "--model", "digits"])
+        #expect(badPort.status == 2)
+        #expect(badPort.stderr.contains("'notaport' is not a port"))
+
+        let stub = try StubServer(.failing)
+        defer { stub.stop() }
+        let notV2 = try runBench([stub.url, "--model", "digits"])
+        #expect(notV2.status == 2)
+        #expect(notV2.stderr.contains("does not speak the V2 inference protocol"), "\(notV2.stderr)")
+        #expect(notV2.stderr.split(separator: "\n").count == 1)
+    }
+}

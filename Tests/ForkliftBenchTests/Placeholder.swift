@@ -1,5 +1,0 @@
-import Testing
-
-@Suite struct BenchPlaceholderTests {
-    @Test func builds() { #expect(Bool(true)) }
-}
