@@ -69,7 +69,8 @@ public enum JPEGDecoder {
             Result { () throws(ImageError) -> DecodedSize in
                 let size = try decodedSize(of: bytes, scaleDenominator: 1)
                 rgb = [UInt8](repeating: 0, count: size.byteCount)
-                return try rgb.withUnsafeMutableBytes { output in Result { () throws(ImageError) in try decode(bytes, into: output) } }.get()
+                return try rgb.withUnsafeMutableBytes { output in Result { () throws(ImageError) in try decode(bytes, into: output) } }
+                    .get()
             }
         }
         return (try outcome.get(), rgb)
