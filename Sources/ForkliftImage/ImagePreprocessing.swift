@@ -9,11 +9,11 @@
 ///   "channel_order": "RGB", "layout": "NCHW" }
 /// ```
 public struct ImagePreprocessing: Codable, Sendable, Equatable {
-    public enum ChannelOrder: String, Codable, Sendable {
+    public enum ChannelOrder: String, Codable, Sendable, CaseIterable {
         case rgb = "RGB"
         case bgr = "BGR"
     }
-    public enum Layout: String, Codable, Sendable {
+    public enum Layout: String, Codable, Sendable, CaseIterable {
         case nchw = "NCHW"
         case nhwc = "NHWC"
     }
@@ -74,14 +74,16 @@ public struct ImagePreprocessing: Codable, Sendable, Equatable {
         }
     }
 
-    private static func decodeEnum<Value: RawRepresentable & Decodable>(
+    private static func decodeEnum<Value: RawRepresentable & Decodable & CaseIterable>(
         _ container: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys, default value: Value
     ) throws -> Value where Value.RawValue == String {
         guard let text = try container.decodeIfPresent(String.self, forKey: key) else { return value }
         guard let parsed = Value(rawValue: text.uppercased()) else {
             throw DecodingError.dataCorruptedError(
                 forKey: key, in: container,
-                debugDescription: "image config field '\(key.rawValue)': '\(text)' is not one of the allowed values")
+                debugDescription:
+                    "image config field '\(key.rawValue)': '\(text)' is not one of \(Value.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         return parsed
     }
