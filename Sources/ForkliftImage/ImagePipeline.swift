@@ -38,9 +38,7 @@ public final class ImagePipeline {
         guard output.count >= sampleCount, let target = output.baseAddress else {
             throw .outputTooSmall(needed: sampleCount, available: output.count)
         }
-        try limits.check(byteCount: jpeg.count)
-        let header = try JPEGDecoder.header(of: jpeg)
-        try limits.check(header)
+        let header = try limits.check(jpeg: jpeg)
         let geometry = ResizeGeometry(width: header.displayWidth, height: header.displayHeight, preprocessing: preprocessing)
         let denominator = dctScaling ? geometry.scaleDenominator(for: header) : 1
         let size = ResizeGeometry.decodedSize(of: header, denominator: denominator)
