@@ -91,7 +91,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "ForkliftImageTests", dependencies: ["ForkliftImage", "CJPEG", "ForkliftEngine"]),
+        .testTarget(name: "ForkliftImageTests", dependencies: ["ForkliftImage", "CJPEG", "ForkliftEngine", "forklift"]),
         .testTarget(
             name: "ForkliftBenchTests",
             dependencies: [

@@ -105,24 +105,8 @@ static void read_header(struct jpeg_decompress_struct *cinfo, const uint8_t *dat
     info->output_height = swaps_axes(info->orientation) ? width : height;
 }
 
-forklift_jpeg_status forklift_jpeg_read_header(const uint8_t *data, size_t size, int scale_denom, forklift_jpeg_info *info) {
-    forklift_jpeg_status checked = check_arguments(data, size, scale_denom, info);
-    if (checked != FORKLIFT_JPEG_OK) return checked;
-    struct jpeg_decompress_struct cinfo;
-    shim_error error;
-    cinfo.err = install_errors(&error, info);
-    if (setjmp(error.jump)) {
-        jpeg_destroy_decompress(&cinfo);
-        return error.status;
-    }
-    jpeg_create_decompress(&cinfo);
-    read_header(&cinfo, data, size, scale_denom, info);
-    jpeg_destroy_decompress(&cinfo);
-    return FORKLIFT_JPEG_OK;
-}
-
 // ---- Rows: a decoded row goes to its place in the output, converted from CMYK if need be and
-// moved by the EXIF orientation (stored pixel (x, y) of a W×H image lands at display position...).
+// moved by the EXIF orientation. Each case says where stored pixel (x, y) of a W×H image lands.
 
 typedef struct {
     ptrdiff_t start;  // offset of the row's first pixel, in pixels
@@ -186,7 +170,9 @@ static void decode_rows(struct jpeg_decompress_struct *cinfo, uint8_t *rgb, int 
     }
 }
 
-forklift_jpeg_status forklift_jpeg_decode(
+/// Header only when `rgb` is NULL, else the whole decode. setjmp lives here, so every longjmp from
+/// libjpeg's callbacks lands in this frame and never crosses into Swift.
+static forklift_jpeg_status run(
     const uint8_t *data, size_t size, int scale_denom, uint8_t *rgb, size_t capacity, forklift_jpeg_info *info) {
     forklift_jpeg_status checked = check_arguments(data, size, scale_denom, info);
     if (checked != FORKLIFT_JPEG_OK) return checked;
@@ -199,8 +185,12 @@ forklift_jpeg_status forklift_jpeg_decode(
     }
     jpeg_create_decompress(&cinfo);
     read_header(&cinfo, data, size, scale_denom, info);
+    if (rgb == NULL) {
+        jpeg_destroy_decompress(&cinfo);
+        return FORKLIFT_JPEG_OK;
+    }
     size_t needed = (size_t)info->output_width * (size_t)info->output_height * 3;
-    if (rgb == NULL || capacity < needed) {
+    if (capacity < needed) {
         snprintf(info->message, sizeof info->message, "output buffer holds %zu bytes, the image needs %zu", capacity, needed);
         jpeg_destroy_decompress(&cinfo);
         return FORKLIFT_JPEG_BAD_ARGUMENT;
@@ -215,4 +205,18 @@ forklift_jpeg_status forklift_jpeg_decode(
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     return FORKLIFT_JPEG_OK;
+}
+
+forklift_jpeg_status forklift_jpeg_read_header(const uint8_t *data, size_t size, int scale_denom, forklift_jpeg_info *info) {
+    return run(data, size, scale_denom, NULL, 0, info);
+}
+
+forklift_jpeg_status forklift_jpeg_decode(
+    const uint8_t *data, size_t size, int scale_denom, uint8_t *rgb, size_t capacity, forklift_jpeg_info *info) {
+    if (rgb == NULL) {
+        check_arguments(data, size, scale_denom, info);
+        snprintf(info->message, sizeof info->message, "no output buffer");
+        return FORKLIFT_JPEG_BAD_ARGUMENT;
+    }
+    return run(data, size, scale_denom, rgb, capacity, info);
 }

@@ -46,6 +46,16 @@ public struct ImageLimits: Sendable, Equatable {
         self.maxBytes = maxBytes
     }
 
+    /// The checks a server can make on the request thread: byte count, JPEG header, declared pixels.
+    /// Cheap (the header only, no pixel buffers); returns the header.
+    @discardableResult
+    public func check(jpeg: UnsafeRawBufferPointer) throws(ImageError) -> JPEGHeader {
+        try check(byteCount: jpeg.count)
+        let header = try JPEGDecoder.header(of: jpeg)
+        try check(header)
+        return header
+    }
+
     func check(byteCount: Int) throws(ImageError) {
         if byteCount > maxBytes { throw .tooManyBytes(size: byteCount, limit: maxBytes) }
     }

@@ -14,6 +14,10 @@ public final class ImagePipeline {
     /// Floats in one sample.
     public let sampleCount: Int
 
+    /// Decode buffers up to this size stay for the next image (a 2000×1500 photo at full size
+    /// takes 9 MB); larger ones are freed after use.
+    static let keptScratchBytes = 16 << 20
+
     private let normalization: Normalization
     private let decoded = ScratchBuffer<UInt8>()
     private let resampler = Resampler()
@@ -38,13 +42,12 @@ public final class ImagePipeline {
         guard output.count >= sampleCount, let target = output.baseAddress else {
             throw .outputTooSmall(needed: sampleCount, available: output.count)
         }
-        try limits.check(byteCount: jpeg.count)
-        let header = try JPEGDecoder.header(of: jpeg)
-        try limits.check(header)
+        let header = try limits.check(jpeg: jpeg)
         let geometry = ResizeGeometry(width: header.displayWidth, height: header.displayHeight, preprocessing: preprocessing)
         let denominator = dctScaling ? geometry.scaleDenominator(for: header) : 1
         let size = ResizeGeometry.decodedSize(of: header, denominator: denominator)
         let pixels = decoded.reserve(size.byteCount)
+        defer { decoded.release(ifLargerThan: Self.keptScratchBytes) }
         let written = try JPEGDecoder.decode(
             jpeg, scaleDenominator: denominator, into: UnsafeMutableRawBufferPointer(start: pixels, count: size.byteCount))
         resampler.run(

@@ -9,8 +9,14 @@
 ///   "channel_order": "RGB", "layout": "NCHW" }
 /// ```
 public struct ImagePreprocessing: Codable, Sendable, Equatable {
-    public enum ChannelOrder: String, Codable, Sendable { case rgb = "RGB", bgr = "BGR" }
-    public enum Layout: String, Codable, Sendable { case nchw = "NCHW", nhwc = "NHWC" }
+    public enum ChannelOrder: String, Codable, Sendable, CaseIterable {
+        case rgb = "RGB"
+        case bgr = "BGR"
+    }
+    public enum Layout: String, Codable, Sendable, CaseIterable {
+        case nchw = "NCHW"
+        case nhwc = "NHWC"
+    }
 
     /// The model input the image feeds; nil means the model's only input.
     public var input: String?
@@ -68,13 +74,16 @@ public struct ImagePreprocessing: Codable, Sendable, Equatable {
         }
     }
 
-    private static func decodeEnum<Value: RawRepresentable & Decodable>(
+    private static func decodeEnum<Value: RawRepresentable & Decodable & CaseIterable>(
         _ container: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys, default value: Value
     ) throws -> Value where Value.RawValue == String {
         guard let text = try container.decodeIfPresent(String.self, forKey: key) else { return value }
         guard let parsed = Value(rawValue: text.uppercased()) else {
             throw DecodingError.dataCorruptedError(
-                forKey: key, in: container, debugDescription: "image config field '\(key.rawValue)': '\(text)' is not one of the allowed values")
+                forKey: key, in: container,
+                debugDescription:
+                    "image config field '\(key.rawValue)': '\(text)' is not one of \(Value.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         return parsed
     }
@@ -87,7 +96,9 @@ public struct ImagePreprocessing: Codable, Sendable, Equatable {
         }
         if let side = resizeShortSide {
             guard side >= crop.max() ?? 0, side <= Self.maxSide else {
-                throw .badConfig(field: "resize_short_side", reason: "must be at least the crop's larger side \(crop.max() ?? 0) and at most \(Self.maxSide), got \(side)")
+                throw .badConfig(
+                    field: "resize_short_side",
+                    reason: "must be at least the crop's larger side \(crop.max() ?? 0) and at most \(Self.maxSide), got \(side)")
             }
         }
         guard scale.isFinite, scale != 0 else { throw .badConfig(field: "scale", reason: "must be a finite non-zero number, got \(scale)") }

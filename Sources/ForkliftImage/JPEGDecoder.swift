@@ -61,15 +61,18 @@ public enum JPEGDecoder {
         return DecodedSize(width: Int(info.output_width), height: Int(info.output_height))
     }
 
-    /// Decodes a whole image at full size into a new array (for tools and tests; the pipeline
-    /// decodes into a buffer it reuses).
-    public static func decode(_ jpeg: [UInt8]) throws(ImageError) -> (size: DecodedSize, rgb: [UInt8]) {
+    /// Decodes a whole image at full size into a new array, after the `limits` checks (for tools
+    /// and tests; the pipeline decodes into a buffer it reuses).
+    public static func decode(_ jpeg: [UInt8], limits: ImageLimits = ImageLimits()) throws(ImageError) -> (size: DecodedSize, rgb: [UInt8])
+    {
         var rgb: [UInt8] = []
         let outcome: Result<DecodedSize, ImageError> = jpeg.withUnsafeBytes { bytes in
             Result { () throws(ImageError) -> DecodedSize in
+                try limits.check(jpeg: bytes)
                 let size = try decodedSize(of: bytes, scaleDenominator: 1)
                 rgb = [UInt8](repeating: 0, count: size.byteCount)
-                return try rgb.withUnsafeMutableBytes { output in Result { () throws(ImageError) in try decode(bytes, into: output) } }.get()
+                return try rgb.withUnsafeMutableBytes { output in Result { () throws(ImageError) in try decode(bytes, into: output) } }
+                    .get()
             }
         }
         return (try outcome.get(), rgb)

@@ -53,7 +53,8 @@ final class Resampler {
             columns.counts.withUnsafeBufferPointer { counts in
                 columns.weights.withUnsafeBufferPointer { weights in
                     for (index, y) in rowSpan.enumerated() {
-                        Self.widen(source + (y * width + columnSpan.lowerBound) * 3, count: columnSpan.count, into: floats + columnSpan.lowerBound)
+                        Self.widen(
+                            source + (y * width + columnSpan.lowerBound) * 3, count: columnSpan.count, into: floats + columnSpan.lowerBound)
                         Self.filterRow(
                             floats, starts: starts, counts: counts, weights: weights, stride: columns.stride,
                             outputs: cropWidth, into: filtered + index * cropWidth)

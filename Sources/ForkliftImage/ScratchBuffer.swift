@@ -17,5 +17,14 @@ final class ScratchBuffer<Element> {
         return fresh
     }
 
+    /// Frees the buffer when it holds more than `limit` bytes: one huge photo should not pin its
+    /// decode buffer in a long-lived worker.
+    func release(ifLargerThan limit: Int) {
+        guard byteCount > limit else { return }
+        pointer?.deallocate()
+        pointer = nil
+        capacity = 0
+    }
+
     deinit { pointer?.deallocate() }
 }

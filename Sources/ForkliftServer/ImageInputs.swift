@@ -82,7 +82,7 @@ enum ImageInputs {
 
     private static func check(_ jpeg: Data, limits: ImageLimits, place: String) throws(ServerError) {
         let outcome: Result<JPEGHeader, ImageError> = jpeg.withUnsafeBytes { bytes in
-            Result { () throws(ImageError) in try limits.checkHeader(of: bytes) }
+            Result { () throws(ImageError) in try limits.check(jpeg: bytes) }
         }
         if case .failure(let error) = outcome {
             if case .tooManyBytes = error { throw ServerError(.contentTooLarge, "\(place): \(error)") }

@@ -28,7 +28,9 @@ struct ImageBench: ParsableCommand {
             for index in 0... {
                 let began = clock.now
                 do {
-                    try jpeg.withUnsafeBytes { bytes in try output.withUnsafeMutableBufferPointer { try pipeline.write(jpeg: bytes, into: $0) } }
+                    try jpeg.withUnsafeBytes { bytes in
+                        try output.withUnsafeMutableBufferPointer { try pipeline.write(jpeg: bytes, into: $0) }
+                    }
                 } catch {
                     throw CLIError("\(file): \(error)")
                 }

@@ -1,13 +1,17 @@
 import ArgumentParser
 import ForkliftEngine
+import ForkliftImage
 import ForkliftServer
 import Foundation
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a model on inputs from .npy or JSON files and print the outputs as V2 JSON.")
+        abstract:
+            "Run a model on inputs from .npy or JSON files and print the outputs as V2 JSON, or on JPEG images and print the top-k labels.")
 
-    @Argument(help: "The .onnx file.") var model: String
+    @Argument(help: "The .onnx file, or a model folder holding model.onnx.") var model: String
+
+    @Argument(help: "JPEG images, for a model whose config.json has an \"image\" object.") var images: [String] = []
 
     @Option(
         name: .shortAndLong,
@@ -15,15 +19,31 @@ struct Predict: ParsableCommand {
     var input: [String] = []
 
     @Option(help: "BLAS threads.") var threads = 1
+    @Option(help: "Labels printed per JPEG image.") var top = 5
+    @Option(help: "Largest JPEG accepted, in pixels (from its header).") var maxImagePixels = ImageLimits.defaultMaxPixels
+    @Flag(help: "Print the top-k labels of JPEG images as JSON.") var json = false
 
     func run() throws {
-        let loaded = try loadModel(model)
+        var isFolder: ObjCBool = false
+        let modelFile =
+            FileManager.default.fileExists(atPath: model, isDirectory: &isFolder) && isFolder.boolValue
+            ? URL(fileURLWithPath: model).appendingPathComponent("model.onnx").path : model
+        let loaded = try loadModel(modelFile)
         BLAS.setThreads(threads)
+        let jpegs = images + input.filter { ImagePrediction.isJPEG($0) }
+        if !jpegs.isEmpty {
+            guard jpegs.count == images.count + input.count else { throw CLIError("pass either JPEG images or tensor inputs, not both") }
+            guard top > 0 else { throw CLIError("--top must be at least 1") }
+            let prediction = ImagePrediction(modelPath: modelFile, model: loaded, top: top, limits: ImageLimits(maxPixels: maxImagePixels))
+            let answers = try prediction.run(jpegs)
+            if json { try ImagePrediction.printJSON(answers) } else { ImagePrediction.printTable(answers) }
+            return
+        }
         let feeds = try InputFiles.load(input, for: loaded)
         let outputs: [String: Tensor]
         do { outputs = try Session(model: loaded).run(feeds) } catch { throw CLIError("\(error)") }
         // A repository's model.onnx is known by its folder's name, as `forklift serve` names it.
-        let url = URL(fileURLWithPath: model)
+        let url = URL(fileURLWithPath: modelFile)
         let modelName =
             url.lastPathComponent == "model.onnx"
             ? url.deletingLastPathComponent().lastPathComponent : url.deletingPathExtension().lastPathComponent

@@ -1,5 +1,5 @@
-import Foundation
 import ForkliftImage
+import Foundation
 import Testing
 
 @Suite struct ClassificationTests {

@@ -66,6 +66,7 @@ import Testing
         _ = try pipeline.sample(jpeg: try Fixtures.bytes("tiny_1x1.jpg"))
         #expect(throws: ImageError.self) { _ = try pipeline.sample(jpeg: try Fixtures.bytes("truncated.jpg")) }
         #expect(try pipeline.sample(jpeg: try Fixtures.bytes("photo_china.jpg")) == first)
+        #expect(pipeline.scratchBytes > 0 && pipeline.scratchBytes < 32 << 20)
     }
 
     @Test func writesIntoASliceOfABatchTensor() throws {
