@@ -128,7 +128,9 @@ public enum ModelRepository {
 
     private static func describe(_ error: DecodingError) -> String {
         switch error {
-        case .dataCorrupted(let context): "invalid JSON: \(context.debugDescription)"
+        // With a coding path the text syntax was fine and a field's own validation failed.
+        case .dataCorrupted(let context):
+            context.codingPath.isEmpty ? "invalid JSON: \(context.debugDescription)" : context.debugDescription
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
             "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
         case .keyNotFound(let key, _): "missing field '\(key.stringValue)'"
