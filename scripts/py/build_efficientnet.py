@@ -11,7 +11,6 @@ repository root.
        .cache/reference/efficientnet_lite0/input_b{1,8}.npy, logits_b{1,8}.npy
            (onnxruntime on a fixed random input in the preprocessed range)
        .cache/reference/efficientnet_lite0/{squirrel,orange}.npy  (preprocessed [1,3,224,224])
-       .cache/reference/efficientnet_lite0/images.json  (which label each image must get)
 
 The architecture follows the reference EfficientNet-Lite code (efficientnet-lite-pytorch
 0.1.0): a 3×3/2 stem, 16 MBConv blocks (1×1 expand, depthwise k×k, 1×1 project, residual
@@ -261,10 +260,8 @@ def write_reference(sess, tensors):
         save_npy(os.path.join(REF_DIR, f"{OUTPUT_NAME}_b{b}.npy"), y)
     for key, x in tensors.items():
         save_npy(os.path.join(REF_DIR, f"{key}.npy"), x)
-    images = {f"{key}.npy": label for key, (_, label) in CHECK_IMAGES.items()}
-    write_atomic(os.path.join(REF_DIR, "images.json"), (json.dumps(images, indent=2) + "\n").encode())
     say(f"made   {REF_DIR}/ input + {OUTPUT_NAME} for batch {','.join(map(str, BATCHES))}, "
-        f"{', '.join(f'{k}.npy' for k in CHECK_IMAGES)}, images.json")
+        f"{', '.join(f'{k}.npy' for k in CHECK_IMAGES)}")
 
 
 def main():
