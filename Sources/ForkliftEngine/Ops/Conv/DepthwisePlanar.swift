@@ -1,10 +1,10 @@
 import Foundation
 
-/// Depthwise convolution of 1-D and 2-D planes as long contiguous loops. Each input plane is
+/// Depthwise convolution of 1-D and 2-D planes as contiguous vector loops. Each input plane is
 /// copied once, zero-padded, into `stride²` phase planes (phase (a, b) holds padded rows ≡ a and
 /// columns ≡ b modulo the stride), all of row length `q`. In phase coordinates every kernel tap
-/// reads its phase plane at a fixed offset from the output position `oh·q + ow`, so each tap is
-/// one axpy over the flattened output; the columns `outW..<q` are computed and dropped.
+/// reads its phase plane at a fixed offset from the output position `oh·q + ow`, so the taps of
+/// eight neighbouring outputs are eight contiguous floats: `DepthwiseRows` does the arithmetic.
 struct DepthwisePlanar {
     let window: Window
     /// Height and width of the padded input.
@@ -52,16 +52,16 @@ struct DepthwisePlanar {
     ) {
         let w = window
         let phaseCount = w.stride[1] * w.stride[2]
-        let outputLength = w.output[1] * phaseWidth
         let work = batch * channels * multiplier * w.outputVolume * w.kernelVolume
+        let rows = DepthwiseRows(
+            outH: w.output[1], outW: w.output[2], phaseWidth: phaseWidth, tapCount: tapPhase.count, low: low, high: high, clamp: clamp)
+        let square = w.kernel[1] == w.kernel[2] ? w.kernel[1] : 0
         Parallel.forEachChunk(count: batch * channels, work: work) { range in
             let phases = UnsafeMutablePointer<Float>.allocate(capacity: phaseCount * phaseSize)
             phases.initialize(repeating: 0, count: phaseCount * phaseSize)
-            let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: outputLength + 8)
             let sources = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: tapPhase.count)
             defer {
                 phases.deallocate()
-                accumulator.deallocate()
                 sources.deallocate()
             }
             for t in tapPhase.indices { sources[t] = UnsafePointer(phases + tapPhase[t] * phaseSize + tapOffset[t]) }
@@ -70,45 +70,16 @@ struct DepthwisePlanar {
                 fillPhases(phases, from: x + plane * w.inputVolume)
                 for f in 0..<multiplier {
                     let m = c * multiplier + f
-                    Self.accumulate(
-                        accumulator, count: outputLength, sources: sources, taps: weight + m * w.kernelVolume,
-                        tapCount: tapPhase.count, bias: bias?[m] ?? 0)
-                    store(accumulator, into: y + (n * channels * multiplier + m) * w.outputVolume, low: low, high: high, clamp: clamp)
+                    let out = y + (n * channels * multiplier + m) * w.outputVolume
+                    let taps = UnsafePointer(weight + m * w.kernelVolume)
+                    let b = bias?[m] ?? 0
+                    // Literal tap counts let the compiler unroll the tap loop for 3×3 and 5×5.
+                    switch square {
+                    case 3: rows.run(out, sources: sources, taps: taps, tapCount: 9, bias: b)
+                    case 5: rows.run(out, sources: sources, taps: taps, tapCount: 25, bias: b)
+                    default: rows.run(out, sources: sources, taps: taps, tapCount: tapPhase.count, bias: b)
+                    }
                 }
-            }
-        }
-    }
-
-    /// acc[p] = bias + Σₜ taps[t]·sources[t][p] for p in 0..<count (rounded up to 8: the
-    /// buffers have slack), keeping eight sums in registers across all taps.
-    @inline(__always)
-    private static func accumulate(
-        _ acc: UnsafeMutablePointer<Float>, count: Int, sources: UnsafeMutablePointer<UnsafePointer<Float>>,
-        taps: UnsafePointer<Float>, tapCount: Int, bias: Float
-    ) {
-        var p = 0
-        while p < count {
-            var sum = SIMD8<Float>(repeating: bias)
-            for t in 0..<tapCount {
-                let v = UnsafeRawPointer(sources[t] + p).loadUnaligned(as: SIMD8<Float>.self)
-                sum += v * taps[t]
-            }
-            UnsafeMutableRawPointer(acc + p).storeBytes(of: sum, as: SIMD8<Float>.self)
-            p += 8
-        }
-    }
-
-    /// Copies the kept columns of the accumulated positions to the output.
-    @inline(__always)
-    private func store(_ acc: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, low: Float, high: Float, clamp: Bool) {
-        let outW = window.output[2]
-        for row in 0..<window.output[1] {
-            let dst = out + row * outW
-            let src = acc + row * phaseWidth
-            if clamp {
-                for i in 0..<outW { dst[i] = min(max(src[i], low), high) }
-            } else {
-                dst.update(from: src, count: outW)
             }
         }
     }
