@@ -59,15 +59,18 @@ struct DepthwisePlanar {
         Parallel.forEachChunk(count: batch * channels, work: work) { range in
             let phases = UnsafeMutablePointer<Float>.allocate(capacity: phaseCount * phaseSize)
             phases.initialize(repeating: 0, count: phaseCount * phaseSize)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: paddedRowLength)
+            scratch.initialize(repeating: 0, count: paddedRowLength)
             let sources = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: tapPhase.count)
             defer {
                 phases.deallocate()
+                scratch.deallocate()
                 sources.deallocate()
             }
             for t in tapPhase.indices { sources[t] = UnsafePointer(phases + tapPhase[t] * phaseSize + tapOffset[t]) }
             for plane in range {
                 let (n, c) = plane.quotientAndRemainder(dividingBy: channels)
-                fillPhases(phases, from: x + plane * w.inputVolume)
+                fillPhases(phases, scratch: scratch, from: x + plane * w.inputVolume)
                 for f in 0..<multiplier {
                     let m = c * multiplier + f
                     let out = y + (n * channels * multiplier + m) * w.outputVolume
@@ -84,34 +87,55 @@ struct DepthwisePlanar {
         }
     }
 
-    /// Writes the zero-padded plane `x` into the phase planes (their slack stays zero).
-    private func fillPhases(_ phases: UnsafeMutablePointer<Float>, from x: UnsafePointer<Float>) {
+    /// Writes plane `x` into the phase planes. Only the positions that hold input are written:
+    /// the padding (and the slack) stays as `phases` was allocated, zero, for every plane.
+    /// `scratch` holds one padded input row (`paddedRowLength` floats, zero outside the input).
+    private func fillPhases(_ phases: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, from x: UnsafePointer<Float>) {
         let w = window
         let (sh, sw) = (w.stride[1], w.stride[2])
         let (inH, inW) = (w.input[1], w.input[2])
-        for a in 0..<sh {
-            for b in 0..<sw {
-                let plane = phases + (a * sw + b) * phaseSize
-                // Phase columns j whose padded column s·j + b lies inside the input.
-                let first = max(0, (w.padBegin[2] - b + sw - 1) / sw)
-                let last = min(phaseWidth, max(first, (inW + w.padBegin[2] - b + sw - 1) / sw))
-                for i in 0..<phaseRows {
-                    let row = plane + i * phaseWidth
-                    let ih = i * sh + a - w.padBegin[1]
-                    guard ih >= 0, ih < inH, first < last else {
-                        row.update(repeating: 0, count: phaseWidth)
-                        continue
-                    }
-                    row.update(repeating: 0, count: first)
-                    let src = x + ih * inW + (b - w.padBegin[2])
-                    if sw == 1 {
-                        (row + first).update(from: src + first, count: last - first)
-                    } else {
-                        for j in first..<last { row[j] = src[j * sw] }
-                    }
-                    (row + last).update(repeating: 0, count: phaseWidth - last)
+        let (padTop, padLeft) = (w.padBegin[1], w.padBegin[2])
+        let q = phaseWidth
+        for ih in 0..<inH {
+            let (i, a) = (ih + padTop).quotientAndRemainder(dividingBy: sh)
+            let src = x + ih * inW
+            if sw == 1 {
+                (phases + a * phaseSize + i * q + padLeft).update(from: src, count: inW)
+                continue
+            }
+            // Padded row in scratch, then column phase b takes padded columns b, b + sw, …
+            (scratch + padLeft).update(from: src, count: inW)
+            let row0 = phases + (a * sw) * phaseSize + i * q
+            if sw == 2 {
+                Self.deinterleave(scratch, into: row0, row0 + phaseSize, count: q)
+            } else {
+                for b in 0..<sw {
+                    let row = row0 + b * phaseSize
+                    for j in 0..<q { row[j] = scratch[j * sw + b] }
                 }
             }
+        }
+    }
+
+    /// The padded row length `scratch` needs: every phase column, plus a vector's slack.
+    var paddedRowLength: Int { phaseWidth * window.stride[2] + 16 }
+
+    /// even[j] = src[2j], odd[j] = src[2j + 1] for j in 0..<count, eight at a time.
+    @inline(__always)
+    private static func deinterleave(
+        _ src: UnsafePointer<Float>, into even: UnsafeMutablePointer<Float>, _ odd: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        var j = 0
+        while j + 8 <= count {
+            let v = UnsafeRawPointer(src + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(even + j).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(odd + j).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < count {
+            even[j] = src[2 * j]
+            odd[j] = src[2 * j + 1]
+            j += 1
         }
     }
 }
