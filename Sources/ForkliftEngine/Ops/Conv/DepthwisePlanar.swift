@@ -100,11 +100,11 @@ struct DepthwisePlanar {
             let (i, a) = (ih + padTop).quotientAndRemainder(dividingBy: sh)
             let src = x + ih * inW
             if sw == 1 {
-                (phases + a * phaseSize + i * q + padLeft).update(from: src, count: inW)
+                Self.copy(src, to: phases + a * phaseSize + i * q + padLeft, count: inW)
                 continue
             }
             // Padded row in scratch, then column phase b takes padded columns b, b + sw, …
-            (scratch + padLeft).update(from: src, count: inW)
+            Self.copy(src, to: scratch + padLeft, count: inW)
             let row0 = phases + (a * sw) * phaseSize + i * q
             if sw == 2 {
                 Self.deinterleave(scratch, into: row0, row0 + phaseSize, count: q)
@@ -119,6 +119,24 @@ struct DepthwisePlanar {
 
     /// The padded row length `scratch` needs: every phase column, plus a vector's slack.
     var paddedRowLength: Int { phaseWidth * window.stride[2] + 16 }
+
+    /// A short row copy inline: a memcpy call per row of 7 to 112 floats costs more than the copy.
+    @inline(__always)
+    private static func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+        var j = 0
+        while j + 8 <= count {
+            UnsafeMutableRawPointer(dst + j).storeBytes(of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            j += 8
+        }
+        if j + 4 <= count {
+            UnsafeMutableRawPointer(dst + j).storeBytes(of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            j += 4
+        }
+        while j < count {
+            dst[j] = src[j]
+            j += 1
+        }
+    }
 
     /// even[j] = src[2j], odd[j] = src[2j + 1] for j in 0..<count, eight at a time.
     @inline(__always)
