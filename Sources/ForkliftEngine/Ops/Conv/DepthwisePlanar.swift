@@ -125,11 +125,13 @@ struct DepthwisePlanar {
     private static func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
         var j = 0
         while j + 8 <= count {
-            UnsafeMutableRawPointer(dst + j).storeBytes(of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dst + j).storeBytes(
+                of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
             j += 8
         }
         if j + 4 <= count {
-            UnsafeMutableRawPointer(dst + j).storeBytes(of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(dst + j).storeBytes(
+                of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
             j += 4
         }
         while j < count {
