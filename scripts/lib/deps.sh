@@ -17,3 +17,5 @@ forklift_apt() {
 FORKLIFT_RUNTIME_PACKAGES=(libopenblas-dev libjpeg-dev zlib1g-dev pkg-config)
 # What the tests need on top: ONNX's backend test cases; real photos for the JPEG tests.
 FORKLIFT_TEST_PACKAGES=(libonnx-testdata python3-venv opencv-doc)
+# What scripts/fetch-models needs to build the bundled models: ImageNet labels and check images.
+FORKLIFT_MODEL_PACKAGES=(opencv-doc python3-venv)

@@ -1,4 +1,7 @@
-"""Prints scripts/bench-engine's table from the JSON files it collected in one folder."""
+"""Prints scripts/bench-engine's table from the JSON files it collected in one folder.
+
+Usage: bench_engine_table.py FOLDER [MODEL,MODEL...]  (default: every model measured there)
+"""
 
 import json
 import pathlib
@@ -6,7 +9,12 @@ import re
 import sys
 
 folder = pathlib.Path(sys.argv[1])
-models = ["digits", "wide_mlp", "resnet18"]
+ORDER = ["digits", "wide_mlp", "resnet18", "efficientnet_lite0"]
+if len(sys.argv) > 2:
+    models = [m for m in sys.argv[2].split(",") if m]
+else:
+    measured = {p.name[len("flops_"):-len(".txt")] for p in folder.glob("flops_*.txt")}
+    models = [m for m in ORDER if m in measured] + sorted(measured - set(ORDER))
 
 
 def load(name):

@@ -67,10 +67,23 @@ struct ExecutionPlan: Sendable {
     }
 
     private static func label(_ node: NodeIR) -> String {
+        let op = node.qualifiedOp + groupedConvSuffix(node)
         switch node.fusedActivation {
-        case nil: node.qualifiedOp
-        case .relu: node.qualifiedOp + "+Relu"
-        case .clip: node.qualifiedOp + "+Clip"
+        case nil: return op
+        case .relu: return op + "+Relu"
+        case .clip: return op + "+Clip"
         }
+    }
+
+    /// Grouped (in practice depthwise) convolutions run a kernel of their own, so the profile
+    /// shows them apart, by kernel size and stride: "Conv(group 5×5/2)".
+    private static func groupedConvSuffix(_ node: NodeIR) -> String {
+        guard node.opType == "Conv", case .int(let group)? = node.attributes["group"], group > 1 else { return "" }
+        var suffix = "(group"
+        if case .ints(let kernel)? = node.attributes["kernel_shape"] { suffix += " " + kernel.map(String.init).joined(separator: "×") }
+        if case .ints(let strides)? = node.attributes["strides"], strides.contains(where: { $0 != 1 }) {
+            suffix += "/" + strides.map(String.init).joined(separator: "×")
+        }
+        return suffix + ")"
     }
 }

@@ -1,10 +1,10 @@
 import Foundation
 
-/// Depthwise convolution of 1-D and 2-D planes as long contiguous loops. Each input plane is
+/// Depthwise convolution of 1-D and 2-D planes as contiguous vector loops. Each input plane is
 /// copied once, zero-padded, into `stride²` phase planes (phase (a, b) holds padded rows ≡ a and
 /// columns ≡ b modulo the stride), all of row length `q`. In phase coordinates every kernel tap
-/// reads its phase plane at a fixed offset from the output position `oh·q + ow`, so each tap is
-/// one axpy over the flattened output; the columns `outW..<q` are computed and dropped.
+/// reads its phase plane at a fixed offset from the output position `oh·q + ow`, so the taps of
+/// eight neighbouring outputs are eight contiguous floats: `DepthwiseRows` does the arithmetic.
 struct DepthwisePlanar {
     let window: Window
     /// Height and width of the padded input.
@@ -52,95 +52,110 @@ struct DepthwisePlanar {
     ) {
         let w = window
         let phaseCount = w.stride[1] * w.stride[2]
-        let outputLength = w.output[1] * phaseWidth
         let work = batch * channels * multiplier * w.outputVolume * w.kernelVolume
+        let rows = DepthwiseRows(
+            outH: w.output[1], outW: w.output[2], phaseWidth: phaseWidth, tapCount: tapPhase.count, low: low, high: high, clamp: clamp)
+        let square = w.kernel[1] == w.kernel[2] ? w.kernel[1] : 0
         Parallel.forEachChunk(count: batch * channels, work: work) { range in
             let phases = UnsafeMutablePointer<Float>.allocate(capacity: phaseCount * phaseSize)
             phases.initialize(repeating: 0, count: phaseCount * phaseSize)
-            let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: outputLength + 8)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: paddedRowLength)
+            scratch.initialize(repeating: 0, count: paddedRowLength)
             let sources = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: tapPhase.count)
             defer {
                 phases.deallocate()
-                accumulator.deallocate()
+                scratch.deallocate()
                 sources.deallocate()
             }
             for t in tapPhase.indices { sources[t] = UnsafePointer(phases + tapPhase[t] * phaseSize + tapOffset[t]) }
             for plane in range {
                 let (n, c) = plane.quotientAndRemainder(dividingBy: channels)
-                fillPhases(phases, from: x + plane * w.inputVolume)
+                fillPhases(phases, scratch: scratch, from: x + plane * w.inputVolume)
                 for f in 0..<multiplier {
                     let m = c * multiplier + f
-                    Self.accumulate(
-                        accumulator, count: outputLength, sources: sources, taps: weight + m * w.kernelVolume,
-                        tapCount: tapPhase.count, bias: bias?[m] ?? 0)
-                    store(accumulator, into: y + (n * channels * multiplier + m) * w.outputVolume, low: low, high: high, clamp: clamp)
+                    let out = y + (n * channels * multiplier + m) * w.outputVolume
+                    let taps = UnsafePointer(weight + m * w.kernelVolume)
+                    let b = bias?[m] ?? 0
+                    // Literal tap counts let the compiler unroll the tap loop for 3×3 and 5×5.
+                    switch square {
+                    case 3: rows.run(out, sources: sources, taps: taps, tapCount: 9, bias: b)
+                    case 5: rows.run(out, sources: sources, taps: taps, tapCount: 25, bias: b)
+                    default: rows.run(out, sources: sources, taps: taps, tapCount: tapPhase.count, bias: b)
+                    }
                 }
             }
         }
     }
 
-    /// acc[p] = bias + Σₜ taps[t]·sources[t][p] for p in 0..<count (rounded up to 8: the
-    /// buffers have slack), keeping eight sums in registers across all taps.
-    @inline(__always)
-    private static func accumulate(
-        _ acc: UnsafeMutablePointer<Float>, count: Int, sources: UnsafeMutablePointer<UnsafePointer<Float>>,
-        taps: UnsafePointer<Float>, tapCount: Int, bias: Float
-    ) {
-        var p = 0
-        while p < count {
-            var sum = SIMD8<Float>(repeating: bias)
-            for t in 0..<tapCount {
-                let v = UnsafeRawPointer(sources[t] + p).loadUnaligned(as: SIMD8<Float>.self)
-                sum += v * taps[t]
-            }
-            UnsafeMutableRawPointer(acc + p).storeBytes(of: sum, as: SIMD8<Float>.self)
-            p += 8
-        }
-    }
-
-    /// Copies the kept columns of the accumulated positions to the output.
-    @inline(__always)
-    private func store(_ acc: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, low: Float, high: Float, clamp: Bool) {
-        let outW = window.output[2]
-        for row in 0..<window.output[1] {
-            let dst = out + row * outW
-            let src = acc + row * phaseWidth
-            if clamp {
-                for i in 0..<outW { dst[i] = min(max(src[i], low), high) }
-            } else {
-                dst.update(from: src, count: outW)
-            }
-        }
-    }
-
-    /// Writes the zero-padded plane `x` into the phase planes (their slack stays zero).
-    private func fillPhases(_ phases: UnsafeMutablePointer<Float>, from x: UnsafePointer<Float>) {
+    /// Writes plane `x` into the phase planes. Only the positions that hold input are written:
+    /// the padding (and the slack) stays as `phases` was allocated, zero, for every plane.
+    /// `scratch` holds one padded input row (`paddedRowLength` floats, zero outside the input).
+    private func fillPhases(_ phases: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, from x: UnsafePointer<Float>) {
         let w = window
         let (sh, sw) = (w.stride[1], w.stride[2])
         let (inH, inW) = (w.input[1], w.input[2])
-        for a in 0..<sh {
-            for b in 0..<sw {
-                let plane = phases + (a * sw + b) * phaseSize
-                // Phase columns j whose padded column s·j + b lies inside the input.
-                let first = max(0, (w.padBegin[2] - b + sw - 1) / sw)
-                let last = min(phaseWidth, max(first, (inW + w.padBegin[2] - b + sw - 1) / sw))
-                for i in 0..<phaseRows {
-                    let row = plane + i * phaseWidth
-                    let ih = i * sh + a - w.padBegin[1]
-                    guard ih >= 0, ih < inH, first < last else {
-                        row.update(repeating: 0, count: phaseWidth)
-                        continue
-                    }
-                    row.update(repeating: 0, count: first)
-                    let src = x + ih * inW + (b - w.padBegin[2])
-                    if sw == 1 {
-                        (row + first).update(from: src + first, count: last - first)
-                    } else {
-                        for j in first..<last { row[j] = src[j * sw] }
-                    }
-                    (row + last).update(repeating: 0, count: phaseWidth - last)
+        let (padTop, padLeft) = (w.padBegin[1], w.padBegin[2])
+        let q = phaseWidth
+        for ih in 0..<inH {
+            let (i, a) = (ih + padTop).quotientAndRemainder(dividingBy: sh)
+            let src = x + ih * inW
+            if sw == 1 {
+                Self.copy(src, to: phases + a * phaseSize + i * q + padLeft, count: inW)
+                continue
+            }
+            // Padded row in scratch, then column phase b takes padded columns b, b + sw, …
+            Self.copy(src, to: scratch + padLeft, count: inW)
+            let row0 = phases + (a * sw) * phaseSize + i * q
+            if sw == 2 {
+                Self.deinterleave(scratch, into: row0, row0 + phaseSize, count: q)
+            } else {
+                for b in 0..<sw {
+                    let row = row0 + b * phaseSize
+                    for j in 0..<q { row[j] = scratch[j * sw + b] }
                 }
             }
+        }
+    }
+
+    /// The padded row length `scratch` needs: every phase column, plus a vector's slack.
+    var paddedRowLength: Int { phaseWidth * window.stride[2] + 16 }
+
+    /// A short row copy inline: a memcpy call per row of 7 to 112 floats costs more than the copy.
+    @inline(__always)
+    private static func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+        var j = 0
+        while j + 8 <= count {
+            UnsafeMutableRawPointer(dst + j).storeBytes(
+                of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            j += 8
+        }
+        if j + 4 <= count {
+            UnsafeMutableRawPointer(dst + j).storeBytes(
+                of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            j += 4
+        }
+        while j < count {
+            dst[j] = src[j]
+            j += 1
+        }
+    }
+
+    /// even[j] = src[2j], odd[j] = src[2j + 1] for j in 0..<count, eight at a time.
+    @inline(__always)
+    private static func deinterleave(
+        _ src: UnsafePointer<Float>, into even: UnsafeMutablePointer<Float>, _ odd: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        var j = 0
+        while j + 8 <= count {
+            let v = UnsafeRawPointer(src + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(even + j).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(odd + j).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < count {
+            even[j] = src[2 * j]
+            odd[j] = src[2 * j + 1]
+            j += 1
         }
     }
 }
