@@ -40,8 +40,9 @@ import Testing
         try write("x", "loose/resnet.onnx")
         let loose = try ModelRepository.scan(scratch.appendingPathComponent("loose/resnet.onnx"))
         #expect(loose.map(\.name) == ["resnet"])
-        let digits = try ModelRepository.scan(PoolTestSupport.root.appendingPathComponent("models"))
-        #expect(digits.map(\.name) == ["digits"])
+        let bundled = try ModelRepository.scan(PoolTestSupport.root.appendingPathComponent("models"))
+        #expect(bundled.map(\.name) == ["digits", "efficientnet_lite0"], "scripts/fetch-models builds efficientnet_lite0")
+        #expect(bundled.last?.config.image?.crop == [224, 224])
     }
 
     @Test func errorsNameThePath() throws {
