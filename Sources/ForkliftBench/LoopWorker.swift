@@ -180,15 +180,14 @@ final class LoopWorker: @unchecked Sendable {
         counters.succeeded.add(1, ordering: .relaxed)
     }
 
-    func recordFailure(kind: String, message: String) { recordFailures(kind: kind, count: 1, message: message) }
+    /// Counts a failure; the message is only worked out for the first failure of its kind.
+    func recordFailure(kind: String, message: @autoclosure () -> String) { recordFailures(kind: kind, count: 1, message: message()) }
 
-    private func recordFailures(kind: String, count: Int, message: String) {
-        errors[kind, default: ErrorTally(kind: kind, count: 0, firstMessage: message)].count += count
+    private func recordFailures(kind: String, count: Int, message: @autoclosure () -> String) {
+        if errors[kind] == nil { errors[kind] = ErrorTally(kind: kind, count: 0, firstMessage: message()) }
+        errors[kind]?.count += count
         counters.failed.add(count, ordering: .relaxed)
     }
-
-    /// True until the first message of this HTTP status has been kept.
-    func wantsMessage(forStatus status: Int) -> Bool { errors["HTTP \(status)"] == nil }
 
     // MARK: internals
 
