@@ -8,6 +8,12 @@ public struct ParsedResponse: Sendable, Equatable {
     public var closesConnection: Bool
     /// The body's beginning, up to the parser's limit; empty unless the parser keeps bodies of this status.
     public var body: [UInt8]
+
+    public init(status: Int, closesConnection: Bool, body: [UInt8]) {
+        self.status = status
+        self.closesConnection = closesConnection
+        self.body = body
+    }
 }
 
 /// A response the parser refused, with where in the connection's byte stream it went wrong.
