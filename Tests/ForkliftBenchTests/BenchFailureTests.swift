@@ -31,6 +31,15 @@ import Testing
         #expect(step["latency_ms"] is NSNull)
     }
 
+    @Test func chunkedAnswersOnClosingConnectionsAllCount() throws {
+        let json = folder.appendingPathComponent("close.json")
+        let run = try runStub(.chunkedThenClose, ["--concurrency", "3", "--requests", "40", "--warmup", "0", "--json", json.path])
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        let step = try #require((try run.json(json)["steps"] as? [[String: Any]])?.first)
+        #expect(step["succeeded"] as? Int == 40, "every request gets its own connection and its answer: \(step["errors"] ?? "")")
+        #expect(step["failed"] as? Int == 0)
+    }
+
     @Test func hangingRequestsTimeOutAndTheRunEnds() throws {
         let json = folder.appendingPathComponent("hang.json")
         let run = try runStub(

@@ -2,12 +2,14 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// A throwaway HTTP server for failure cases. GET answers 200 (or 404 for `/v2`, so it is no V2
-/// server); POST answers 500 with a JSON error, or never answers.
+/// A throwaway HTTP server for cases Forklift does not produce. GET answers 200 (or 404 for `/v2`, so
+/// it is no V2 server); POST answers 500 with a JSON error, never answers, or answers 200 with a
+/// chunked body and closes the connection (as gunicorn's sync workers close theirs).
 final class StubServer: @unchecked Sendable {
     enum Behavior: Sendable {
         case failing
         case hanging
+        case chunkedThenClose
     }
 
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -52,6 +54,14 @@ private final class StubHandler: ChannelInboundHandler {
                 respond(context, status: head.uri == "/v2" ? .notFound : .ok, body: head.uri == "/v2" ? "no such route" : "ok")
             } else if behavior == .failing {
                 respond(context, status: .internalServerError, body: "{\"error\": \"boom: the stub always fails\"}")
+            } else if behavior == .chunkedThenClose {
+                // No Content-Length: NIO's encoder sends the body as chunks.
+                var headers = HTTPHeaders()
+                headers.add(name: "Connection", value: "close")
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "[[0.5,")))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "0.5]]")))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
             }
         // .hanging: the request is never answered.
         }
