@@ -30,7 +30,7 @@ final class LoadClient: @unchecked Sendable {
     func connect() {
         isConnecting = true
         let worker = self.worker
-        ClientBootstrap(group: worker.loop)
+        let bootstrap = ClientBootstrap(group: worker.loop)
             .connectTimeout(worker.settings.timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             // One response is one read: a second read per event would only return EAGAIN.
@@ -39,14 +39,19 @@ final class LoadClient: @unchecked Sendable {
                 // One handler, no HTTP codec: requests are pre-encoded bytes and responses are parsed in place.
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ClientChannelHandler(client: self)) }
             }
-            .connect(host: worker.settings.target.host, port: worker.settings.target.port)
-            .whenComplete { [self] result in
-                isConnecting = false
-                switch result {
-                case .success: worker.clientReady(self)
-                case .failure(let error): worker.clientFailedToConnect(self, reason: HTTPFetch.explain(error))
-                }
+        let connecting =
+            if let address = worker.settings.address {
+                bootstrap.connect(to: address)
+            } else {
+                bootstrap.connect(host: worker.settings.target.host, port: worker.settings.target.port)
             }
+        connecting.whenComplete { [self] result in
+            isConnecting = false
+            switch result {
+            case .success: worker.clientReady(self)
+            case .failure(let error): worker.clientFailedToConnect(self, reason: HTTPFetch.explain(error))
+            }
+        }
     }
 
     /// Sends the next payload; `intended` is the open loop's scheduled time (latency counts from it).

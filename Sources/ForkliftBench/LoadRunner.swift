@@ -48,10 +48,15 @@ public final class LoadRunner: Sendable {
     public let settings: RunSettings
     let interruption: Interruption
 
+    let address: SocketAddress?
+
     public init(settings: RunSettings, threads: Int, interruption: Interruption = Interruption()) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(threads, 1))
         self.settings = settings
         self.interruption = interruption
+        // Only an IP literal is used as is: a name such as localhost may resolve to several addresses,
+        // which NIO's connect tries in turn (happy eyeballs).
+        address = try? SocketAddress(ipAddress: settings.target.host, port: settings.target.port)
     }
 
     public func shutdown() { try? group.syncShutdownGracefully() }
@@ -66,7 +71,7 @@ public final class LoadRunner: Sendable {
         if case .concurrency(let clients) = mode { workerCount = min(loops.count, clients) } else { workerCount = loops.count }
         let load = LoadSettings(
             target: settings.target, payloads: settings.payloads, timeout: .nanoseconds(Int64(settings.timeout * 1e9)),
-            maxConnections: settings.maxConnections)
+            maxConnections: settings.maxConnections, address: address)
         let workers = (0..<workerCount).map { LoopWorker(loop: loops[$0], settings: load, counters: counters) }
         defer { _ = try? EventLoopFuture.andAllComplete(workers.map { w in w.loop.submit { w.closeAll() } }, on: loops[0]).wait() }
 

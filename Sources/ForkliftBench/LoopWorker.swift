@@ -10,6 +10,10 @@ struct LoadSettings: Sendable {
     let timeout: TimeAmount
     /// The most connections the open loop opens in all (per worker: this divided by the workers).
     let maxConnections: Int
+    /// The target's address when the URL gives an IP: connecting to it directly skips the resolver,
+    /// which a server that closes every connection (gunicorn's sync workers) would otherwise cost per
+    /// request. Nil for host names, which each connect resolves.
+    let address: SocketAddress?
 
     var timeoutSeconds: String { LoadMode.number(Double(timeout.nanoseconds) / 1e9) }
 }
