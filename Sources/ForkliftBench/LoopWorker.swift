@@ -18,11 +18,31 @@ struct LoadSettings: Sendable {
     var timeoutSeconds: String { LoadMode.number(Double(timeout.nanoseconds) / 1e9) }
 }
 
-/// Counters the progress line reads from another thread while a step runs, and the stop flag.
+/// The stop flag, and each worker's running totals for the progress line.
 final class StepCounters: Sendable {
+    let stop = Atomic<Bool>(false)
+    let workers: [WorkerTally]
+
+    init(workers: Int) { self.workers = (0..<workers).map { _ in WorkerTally() } }
+
+    var succeeded: Int { workers.reduce(0) { $0 + $1.succeeded.load(ordering: .relaxed) } }
+    var failed: Int { workers.reduce(0) { $0 + $1.failed.load(ordering: .relaxed) } }
+
+    func reset() {
+        for tally in workers {
+            tally.succeeded.store(0, ordering: .relaxed)
+            tally.failed.store(0, ordering: .relaxed)
+        }
+    }
+}
+
+/// One worker's totals. Each worker has its own, so that two event loops never write to one cache
+/// line on every response (a shared counter costs a cross-core cache miss per request).
+final class WorkerTally: Sendable {
     let succeeded = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
-    let stop = Atomic<Bool>(false)
+    /// Keeps the next tally's counters off this one's cache line: malloc packs small objects together.
+    private let padding: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
 }
 
 /// What a worker measured in a phase.
@@ -40,6 +60,7 @@ final class LoopWorker: @unchecked Sendable {
     let loop: any EventLoop
     let settings: LoadSettings
     let counters: StepCounters
+    private let tally: WorkerTally
     private var clients: [LoadClient] = []
     private var histogram = LoopWorker.emptyHistogram()
     private var succeeded = 0
@@ -55,10 +76,11 @@ final class LoopWorker: @unchecked Sendable {
         case open(end: UInt64)
     }
 
-    init(loop: any EventLoop, settings: LoadSettings, counters: StepCounters) {
+    init(loop: any EventLoop, settings: LoadSettings, counters: StepCounters, index: Int) {
         self.loop = loop
         self.settings = settings
         self.counters = counters
+        tally = counters.workers[index]
     }
 
     /// Microseconds from 1 µs to an hour, three significant digits.
@@ -181,7 +203,7 @@ final class LoopWorker: @unchecked Sendable {
         _ = histogram.record(micros)
         succeeded += 1
         samples += count
-        counters.succeeded.add(1, ordering: .relaxed)
+        tally.succeeded.add(1, ordering: .relaxed)
     }
 
     /// Counts a failure; the message is only worked out for the first failure of its kind.
@@ -190,7 +212,7 @@ final class LoopWorker: @unchecked Sendable {
     private func recordFailures(kind: String, count: Int, message: @autoclosure () -> String) {
         if errors[kind] == nil { errors[kind] = ErrorTally(kind: kind, count: 0, firstMessage: message()) }
         errors[kind]?.count += count
-        counters.failed.add(count, ordering: .relaxed)
+        tally.failed.add(count, ordering: .relaxed)
     }
 
     // MARK: internals
