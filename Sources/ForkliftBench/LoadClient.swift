@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// Monotonic nanoseconds, as cheap as a clock read gets.
@@ -17,11 +16,7 @@ final class LoadClient: @unchecked Sendable {
     private(set) var sentAt: UInt64 = 0
     private(set) var inFlight = false
     private var inFlightSamples = 0
-    private var status = 0
-    private var errorBody: [UInt8] = []
     private var timedOut = false
-    /// The response said `Connection: close` (gunicorn's sync workers do): reconnect instead of reusing.
-    private var serverCloses = false
     /// Requests this client may still start in the phase (closed loop with --requests).
     var budget: Int?
     var isConnected: Bool { handler != nil }
@@ -35,30 +30,28 @@ final class LoadClient: @unchecked Sendable {
     func connect() {
         isConnecting = true
         let worker = self.worker
-        ClientBootstrap(group: worker.loop)
+        let bootstrap = ClientBootstrap(group: worker.loop)
             .connectTimeout(worker.settings.timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             // One response is one read: a second read per event would only return EAGAIN.
             .channelOption(.maxMessagesPerRead, value: 1)
             .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // The writer sits below the response decoder, which must still see each request head
-                    // (it needs the method to frame the response), but no encoder runs per request.
-                    let writer = PreEncodedRequestWriter()
-                    try channel.pipeline.syncOperations.addHandler(writer)
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try channel.pipeline.syncOperations.addHandler(ClientChannelHandler(client: self, writer: writer))
-                }
+                // One handler, no HTTP codec: requests are pre-encoded bytes and responses are parsed in place.
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ClientChannelHandler(client: self)) }
             }
-            .connect(host: worker.settings.target.host, port: worker.settings.target.port)
-            .whenComplete { [self] result in
-                isConnecting = false
-                switch result {
-                case .success: worker.clientReady(self)
-                case .failure(let error): worker.clientFailedToConnect(self, reason: HTTPFetch.explain(error))
-                }
+        let connecting =
+            if let address = worker.settings.address {
+                bootstrap.connect(to: address)
+            } else {
+                bootstrap.connect(host: worker.settings.target.host, port: worker.settings.target.port)
             }
+        connecting.whenComplete { [self] result in
+            isConnecting = false
+            switch result {
+            case .success: worker.clientReady(self)
+            case .failure(let error): worker.clientFailedToConnect(self, reason: HTTPFetch.explain(error))
+            }
+        }
     }
 
     /// Sends the next payload; `intended` is the open loop's scheduled time (latency counts from it).
@@ -71,7 +64,6 @@ final class LoadClient: @unchecked Sendable {
         intendedAt = intended ?? sentAt
         inFlight = true
         inFlightSamples = payload.samples
-        status = 0
         timedOut = false
         if let budget { self.budget = budget - 1 }
         handler.send(payload)
@@ -90,36 +82,29 @@ final class LoadClient: @unchecked Sendable {
 
     func attached(_ handler: ClientChannelHandler) { self.handler = handler }
 
-    func received(head: HTTPResponseHead) {
-        status = Int(head.status.code)
-        serverCloses = !head.isKeepAlive
-        errorBody.removeAll(keepingCapacity: true)
-    }
-
-    func received(body: ByteBuffer) {
-        // Only the first message of each error kind is kept, and only its beginning.
-        if !(200..<300).contains(status), errorBody.count < 300, worker.wantsMessage(forStatus: status) {
-            errorBody += body.readableBytesView.prefix(300 - errorBody.count)
-        }
-    }
-
-    func receivedEnd() {
-        guard inFlight else { return }
+    /// A whole response arrived. Returns false when none was expected (the server answered twice).
+    func received(_ response: ParsedResponse) -> Bool {
+        guard inFlight else { return false }
         inFlight = false
         let now = nowNanoseconds()
-        if (200..<300).contains(status) {
+        if (200..<300).contains(response.status) {
             worker.recordSuccess(latencyNanoseconds: now &- intendedAt, samples: inFlightSamples)
         } else {
-            // The server's {"error": …} text when it sent one, else the body's beginning.
-            let snippet = ServerProbe.snippet(errorBody)
-            worker.recordFailure(kind: "HTTP \(status)", message: snippet.isEmpty ? "(empty body)" : String(snippet.dropFirst(2)))
+            // The server's {"error": …} text when it sent one, else the body's beginning (read for the first of a kind only).
+            worker.recordFailure(kind: "HTTP \(response.status)", message: Self.message(response.body))
         }
-        if serverCloses {
+        if response.closesConnection {
             // The next request goes on a new connection once this one is closed (see `closed`).
             handler?.close()
-            return
+        } else {
+            worker.clientIdle(self)
         }
-        worker.clientIdle(self)
+        return true
+    }
+
+    static func message(_ body: [UInt8]) -> String {
+        let snippet = ServerProbe.snippet(body)
+        return snippet.isEmpty ? "(empty body)" : String(snippet.dropFirst(2))
     }
 
     func closed(error: (any Error)?) {
@@ -137,20 +122,19 @@ final class LoadClient: @unchecked Sendable {
     }
 }
 
-/// Passes a connection's HTTP events to its `LoadClient` and writes its requests.
+/// Writes a connection's requests and parses its responses, passing each whole one to its `LoadClient`.
 final class ClientChannelHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let client: LoadClient
-    private let writer: PreEncodedRequestWriter
     private var context: ChannelHandlerContext?
     private var closeError: (any Error)?
+    private var parser = HTTPResponseParser()
+    /// Bytes of a response that has not fully arrived (a split head or chunk-size line); usually nil.
+    private var pending: ByteBuffer?
 
-    init(client: LoadClient, writer: PreEncodedRequestWriter) {
-        self.client = client
-        self.writer = writer
-    }
+    init(client: LoadClient) { self.client = client }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -158,47 +142,49 @@ final class ClientChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func send(_ payload: RequestPayload) {
-        guard let context else { return }
-        writer.next = payload.wire
-        context.writeAndFlush(wrapOutboundOut(.head(payload.head)), promise: nil)
+        // The shared buffer is written as is: no copy, no encoding.
+        context?.writeAndFlush(wrapOutboundOut(payload.wire), promise: nil)
     }
 
     func close() { context?.close(promise: nil) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): client.received(head: head)
-        case .body(let buffer): client.received(body: buffer)
-        case .end: client.receivedEnd()
+        var incoming = unwrapInboundIn(data)
+        if var buffer = pending {
+            pending = nil
+            buffer.writeBuffer(&incoming)
+            incoming = buffer
         }
+        do {
+            while let response = try parser.parse(&incoming) {
+                guard client.received(response) else {
+                    let reason = "a response arrived with no request in flight"
+                    throw HTTPResponseError(kind: .unsolicited, reason: reason, offset: parser.bytesConsumed)
+                }
+            }
+        } catch {
+            fail(context, error)
+            return
+        }
+        if incoming.readableBytes > 0 { pending = incoming }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        closeError = closeError ?? error
-        context.close(promise: nil)
-    }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { fail(context, error) }
 
     func channelInactive(context: ChannelHandlerContext) {
         self.context = nil
+        // A body that runs until the close ends here; a response cut short is an error.
+        do {
+            if let response = try parser.finish() { _ = client.received(response) }
+        } catch {
+            closeError = closeError ?? error
+        }
         client.closed(error: closeError)
         context.fireChannelInactive()
     }
-}
 
-/// Turns a request head into the request's pre-encoded bytes (`next`): one write of a shared
-/// buffer per request instead of encoding head, body and end each time.
-final class PreEncodedRequestWriter: ChannelOutboundHandler, @unchecked Sendable {
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = ByteBuffer
-
-    var next: ByteBuffer?
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .head = unwrapOutboundIn(data), let bytes = next {
-            next = nil
-            context.write(wrapOutboundOut(bytes), promise: promise)
-        } else {
-            promise?.succeed()
-        }
+    private func fail(_ context: ChannelHandlerContext, _ error: any Error) {
+        closeError = closeError ?? error
+        context.close(promise: nil)
     }
 }

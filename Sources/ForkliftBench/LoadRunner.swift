@@ -48,10 +48,15 @@ public final class LoadRunner: Sendable {
     public let settings: RunSettings
     let interruption: Interruption
 
+    let address: SocketAddress?
+
     public init(settings: RunSettings, threads: Int, interruption: Interruption = Interruption()) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(threads, 1))
         self.settings = settings
         self.interruption = interruption
+        // Only an IP literal is used as is: a name such as localhost may resolve to several addresses,
+        // which NIO's connect tries in turn (happy eyeballs).
+        address = try? SocketAddress(ipAddress: settings.target.host, port: settings.target.port)
     }
 
     public func shutdown() { try? group.syncShutdownGracefully() }
@@ -60,14 +65,14 @@ public final class LoadRunner: Sendable {
     public func run(
         _ mode: LoadMode, metrics: (() -> ForkliftMetricsSample?)? = nil, progress: (ProgressSnapshot) -> Void = { _ in }
     ) -> StepResult {
-        let counters = StepCounters()
         let loops = Array(group.makeIterator())
         let workerCount: Int
         if case .concurrency(let clients) = mode { workerCount = min(loops.count, clients) } else { workerCount = loops.count }
         let load = LoadSettings(
             target: settings.target, payloads: settings.payloads, timeout: .nanoseconds(Int64(settings.timeout * 1e9)),
-            maxConnections: settings.maxConnections)
-        let workers = (0..<workerCount).map { LoopWorker(loop: loops[$0], settings: load, counters: counters) }
+            maxConnections: settings.maxConnections, address: address)
+        let counters = StepCounters(workers: workerCount)
+        let workers = (0..<workerCount).map { LoopWorker(loop: loops[$0], settings: load, counters: counters, index: $0) }
         defer { _ = try? EventLoopFuture.andAllComplete(workers.map { w in w.loop.submit { w.closeAll() } }, on: loops[0]).wait() }
 
         if settings.warmup > 0 && !interruption.isRequested {
@@ -76,8 +81,7 @@ public final class LoadRunner: Sendable {
                 phase(mode, workers: workers, end: end, budgets: false), counters: counters, step: mode.label, phase: "warm-up",
                 progress: progress)
             _ = try? EventLoopFuture.andAllComplete(workers.map { w in w.loop.submit { w.resetStats() } }, on: loops[0]).wait()
-            counters.succeeded.store(0, ordering: .relaxed)
-            counters.failed.store(0, ordering: .relaxed)
+            counters.reset()
         }
         let before = metrics?()
         let cpuBefore = Self.cpuSeconds()
@@ -155,11 +159,11 @@ public final class LoadRunner: Sendable {
             // After Ctrl-C, hanging requests are not waited for past two seconds.
             if let stopAt, now - stopAt > 2_000_000_000 { break }
             if now - last.time >= 250_000_000 {
-                let succeeded = counters.succeeded.load(ordering: .relaxed)
+                let succeeded = counters.succeeded
                 progress(
                     ProgressSnapshot(
                         step: step, phase: phase, elapsed: Double(now - start) / 1e9, succeeded: succeeded,
-                        failed: counters.failed.load(ordering: .relaxed),
+                        failed: counters.failed,
                         currentRate: Double(succeeded - last.succeeded) / (Double(now - last.time) / 1e9)))
                 last = (now, succeeded)
             }

@@ -10,15 +10,39 @@ struct LoadSettings: Sendable {
     let timeout: TimeAmount
     /// The most connections the open loop opens in all (per worker: this divided by the workers).
     let maxConnections: Int
+    /// The target's address when the URL gives an IP: connecting to it directly skips the resolver,
+    /// which a server that closes every connection (gunicorn's sync workers) would otherwise cost per
+    /// request. Nil for host names, which each connect resolves.
+    let address: SocketAddress?
 
     var timeoutSeconds: String { LoadMode.number(Double(timeout.nanoseconds) / 1e9) }
 }
 
-/// Counters the progress line reads from another thread while a step runs, and the stop flag.
+/// The stop flag, and each worker's running totals for the progress line.
 final class StepCounters: Sendable {
+    let stop = Atomic<Bool>(false)
+    let workers: [WorkerTally]
+
+    init(workers: Int) { self.workers = (0..<workers).map { _ in WorkerTally() } }
+
+    var succeeded: Int { workers.reduce(0) { $0 + $1.succeeded.load(ordering: .relaxed) } }
+    var failed: Int { workers.reduce(0) { $0 + $1.failed.load(ordering: .relaxed) } }
+
+    func reset() {
+        for tally in workers {
+            tally.succeeded.store(0, ordering: .relaxed)
+            tally.failed.store(0, ordering: .relaxed)
+        }
+    }
+}
+
+/// One worker's totals. Each worker has its own, so that two event loops never write to one cache
+/// line on every response (a shared counter costs a cross-core cache miss per request).
+final class WorkerTally: Sendable {
     let succeeded = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
-    let stop = Atomic<Bool>(false)
+    /// Keeps the next tally's counters off this one's cache line: malloc packs small objects together.
+    private let padding: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
 }
 
 /// What a worker measured in a phase.
@@ -36,6 +60,7 @@ final class LoopWorker: @unchecked Sendable {
     let loop: any EventLoop
     let settings: LoadSettings
     let counters: StepCounters
+    private let tally: WorkerTally
     private var clients: [LoadClient] = []
     private var histogram = LoopWorker.emptyHistogram()
     private var succeeded = 0
@@ -51,10 +76,11 @@ final class LoopWorker: @unchecked Sendable {
         case open(end: UInt64)
     }
 
-    init(loop: any EventLoop, settings: LoadSettings, counters: StepCounters) {
+    init(loop: any EventLoop, settings: LoadSettings, counters: StepCounters, index: Int) {
         self.loop = loop
         self.settings = settings
         self.counters = counters
+        tally = counters.workers[index]
     }
 
     /// Microseconds from 1 µs to an hour, three significant digits.
@@ -177,18 +203,17 @@ final class LoopWorker: @unchecked Sendable {
         _ = histogram.record(micros)
         succeeded += 1
         samples += count
-        counters.succeeded.add(1, ordering: .relaxed)
+        tally.succeeded.add(1, ordering: .relaxed)
     }
 
-    func recordFailure(kind: String, message: String) { recordFailures(kind: kind, count: 1, message: message) }
+    /// Counts a failure; the message is only worked out for the first failure of its kind.
+    func recordFailure(kind: String, message: @autoclosure () -> String) { recordFailures(kind: kind, count: 1, message: message()) }
 
-    private func recordFailures(kind: String, count: Int, message: String) {
-        errors[kind, default: ErrorTally(kind: kind, count: 0, firstMessage: message)].count += count
-        counters.failed.add(count, ordering: .relaxed)
+    private func recordFailures(kind: String, count: Int, message: @autoclosure () -> String) {
+        if errors[kind] == nil { errors[kind] = ErrorTally(kind: kind, count: 0, firstMessage: message()) }
+        errors[kind]?.count += count
+        tally.failed.add(count, ordering: .relaxed)
     }
-
-    /// True until the first message of this HTTP status has been kept.
-    func wantsMessage(forStatus status: Int) -> Bool { errors["HTTP \(status)"] == nil }
 
     // MARK: internals
 

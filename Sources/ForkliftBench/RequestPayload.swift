@@ -2,12 +2,12 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// One request the load generator sends again and again: its head is built once and its body
-/// is one `ByteBuffer` that every send shares (no per-request encoding or copying).
+/// One request the load generator sends again and again, encoded once: every send writes the same
+/// shared `ByteBuffer` (no per-request encoding or copying).
 public struct RequestPayload: Sendable {
-    public let head: HTTPRequestHead
-    public let body: ByteBuffer?
-    /// The whole request as it goes on the wire (head and body), encoded once.
+    public let method: HTTPMethod
+    public let path: String
+    /// The whole request as it goes on the wire (head and body).
     public let wire: ByteBuffer
     /// Samples the request carries (its batch size), for samples/s.
     public let samples: Int
@@ -16,16 +16,13 @@ public struct RequestPayload: Sendable {
         method: HTTPMethod, path: String, host: String, contentType: String?, extraHeaders: [(String, String)] = [],
         body: [UInt8]?, samples: Int
     ) {
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-        head.headers.add(name: "Host", value: host)
-        if let contentType { head.headers.add(name: "Content-Type", value: contentType) }
-        for (name, value) in extraHeaders { head.headers.add(name: name, value: value) }
-        head.headers.add(name: "Content-Length", value: String(body?.count ?? 0))
-        self.head = head
-        self.body = body.map { ByteBuffer(bytes: $0) }
-        var text = "\(method.rawValue) \(path) HTTP/1.1\r\n"
-        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
-        var wire = ByteBuffer(string: text + "\r\n")
+        self.method = method
+        self.path = path
+        var text = "\(method.rawValue) \(path) HTTP/1.1\r\nHost: \(host)\r\n"
+        if let contentType { text += "Content-Type: \(contentType)\r\n" }
+        for (name, value) in extraHeaders { text += "\(name): \(value)\r\n" }
+        text += "Content-Length: \(body?.count ?? 0)\r\n\r\n"
+        var wire = ByteBuffer(string: text)
         if let body { wire.writeBytes(body) }
         self.wire = wire
         self.samples = samples

@@ -31,6 +31,25 @@ import Testing
         #expect(step["latency_ms"] is NSNull)
     }
 
+    @Test func chunkedAnswersOnClosingConnectionsAllCount() throws {
+        let json = folder.appendingPathComponent("close.json")
+        let run = try runStub(.chunkedThenClose, ["--concurrency", "3", "--requests", "40", "--warmup", "0", "--json", json.path])
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        let step = try #require((try run.json(json)["steps"] as? [[String: Any]])?.first)
+        #expect(step["succeeded"] as? Int == 40, "every request gets its own connection and its answer: \(step["errors"] ?? "")")
+        #expect(step["failed"] as? Int == 0)
+    }
+
+    @Test func answersSplitAcrossReadsAllCount() throws {
+        let json = folder.appendingPathComponent("trickle.json")
+        let run = try runStub(.trickle, ["--concurrency", "2", "--requests", "30", "--warmup", "0", "--json", json.path])
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        let step = try #require((try run.json(json)["steps"] as? [[String: Any]])?.first)
+        #expect(step["succeeded"] as? Int == 30, "each answer is put together from three reads: \(step["errors"] ?? "")")
+        let latency = try #require(step["latency_ms"] as? [String: Double])
+        #expect((latency["p50"] ?? 0) >= 6, "the last piece comes 6 ms after the first")
+    }
+
     @Test func hangingRequestsTimeOutAndTheRunEnds() throws {
         let json = folder.appendingPathComponent("hang.json")
         let run = try runStub(

@@ -11,7 +11,7 @@ import Testing
     ]
 
     @Test func closedLoopSweepCountsAddUpAndWritesJSONAndSVG() throws {
-        let server = try DigitsServer()
+        let server = try ForkliftServeProcess()
         defer { server.stop() }
         let folder = BenchPaths.scratch()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -81,7 +81,7 @@ import Testing
     }
 
     @Test func openLoopJSONTensorsAndComputeComparison() throws {
-        let server = try DigitsServer()
+        let server = try ForkliftServeProcess()
         defer { server.stop() }
         let folder = BenchPaths.scratch()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -106,7 +106,7 @@ import Testing
     }
 
     @Test func errorsAreCountedByStatusWithTheFirstMessage() throws {
-        let server = try DigitsServer()
+        let server = try ForkliftServeProcess()
         defer { server.stop() }
         let folder = BenchPaths.scratch()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -130,7 +130,7 @@ import Testing
     }
 
     @Test func healthEndpointAndCtrlCPrintsTheStepsDone() throws {
-        let server = try DigitsServer()
+        let server = try ForkliftServeProcess()
         defer { server.stop() }
         let run = try runBench(
             [server.url, "--endpoint", "health", "--concurrency", "2,4", "--duration", "1.5", "--warmup", "0"], interruptAfter: 2.5)
@@ -140,7 +140,7 @@ import Testing
     }
 
     @Test func unknownModelIsOneLineAndExitTwo() throws {
-        let server = try DigitsServer()
+        let server = try ForkliftServeProcess()
         defer { server.stop() }
         let run = try runBench([server.url, "--model", "no_such_model", "--requests", "1"])
         #expect(run.status == 2)

@@ -6,6 +6,10 @@ enum BenchPaths {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
     static let digits = repository.appendingPathComponent("models/digits")
+    /// A tiny image model (32×32 RGB crops) that scripts/make-models writes.
+    static let colors = repository.appendingPathComponent(".cache/models/colors")
+    /// Photos that the opencv-doc package installs (scripts/lib/deps.sh lists it for tests).
+    static let photos = URL(fileURLWithPath: "/usr/share/doc/opencv-doc/examples/data")
 
     /// The binary beside the test bundle, or `FORKLIFT_BIN`.
     static var forklift: String {
@@ -24,15 +28,16 @@ enum BenchPaths {
 
 struct LaunchError: Error, CustomStringConvertible { let description: String }
 
-/// `forklift serve models/digits --port 0 --workers 1`, stopped with SIGTERM by `stop()` or at deinit.
-final class DigitsServer: @unchecked Sendable {
+/// `forklift serve MODEL --port 0 --workers N` (digits and one worker by default), stopped with SIGTERM by
+/// `stop()` or at deinit.
+final class ForkliftServeProcess: @unchecked Sendable {
     private let process = Process()
     let port: Int
     var url: String { "http://127.0.0.1:\(port)" }
 
-    init() throws {
+    init(model: URL = BenchPaths.digits, workers: Int = 1) throws {
         process.executableURL = URL(fileURLWithPath: BenchPaths.forklift)
-        process.arguments = ["serve", BenchPaths.digits.path, "--host", "127.0.0.1", "--port", "0", "--workers", "1"]
+        process.arguments = ["serve", model.path, "--host", "127.0.0.1", "--port", "0", "--workers", String(workers)]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

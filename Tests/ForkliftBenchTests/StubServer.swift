@@ -2,12 +2,17 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// A throwaway HTTP server for failure cases. GET answers 200 (or 404 for `/v2`, so it is no V2
-/// server); POST answers 500 with a JSON error, or never answers.
+/// A throwaway HTTP server for cases Forklift does not produce. GET answers 200 (or 404 for `/v2`, so
+/// it is no V2 server); POST answers 500 with a JSON error, never answers, or answers 200 with a
+/// chunked body and closes the connection (as gunicorn's sync workers close theirs). `trickle`
+/// answers every request with 200 written in three pieces a few milliseconds apart, cut inside the
+/// head, so that the client sees a response over several reads.
 final class StubServer: @unchecked Sendable {
     enum Behavior: Sendable {
         case failing
         case hanging
+        case chunkedThenClose
+        case trickle
     }
 
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -20,8 +25,12 @@ final class StubServer: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(StubHandler(behavior: behavior))
+                    if behavior == .trickle {
+                        try channel.pipeline.syncOperations.addHandler(TrickleHandler())
+                    } else {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(StubHandler(behavior: behavior))
+                    }
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
@@ -52,6 +61,14 @@ private final class StubHandler: ChannelInboundHandler {
                 respond(context, status: head.uri == "/v2" ? .notFound : .ok, body: head.uri == "/v2" ? "no such route" : "ok")
             } else if behavior == .failing {
                 respond(context, status: .internalServerError, body: "{\"error\": \"boom: the stub always fails\"}")
+            } else if behavior == .chunkedThenClose {
+                // No Content-Length: NIO's encoder sends the body as chunks.
+                var headers = HTTPHeaders()
+                headers.add(name: "Connection", value: "close")
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "[[0.5,")))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "0.5]]")))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
             }
         // .hanging: the request is never answered.
         }
@@ -64,5 +81,41 @@ private final class StubHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+/// Raw bytes in and out: finds each request by its empty line and Content-Length, and answers it in
+/// pieces, each flushed on its own after a pause.
+private final class TrickleHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    static let pieces = ["HTTP/1.1 200 OK\r\nContent-Le", "ngth: 12\r\nContent-Type: text/plain\r\n\r\n[[0.5", ", 0.5]]"]
+    private var received: [UInt8] = []
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received += unwrapInboundIn(data).readableBytesView
+        while let length = Self.requestLength(received) {
+            received.removeFirst(length)
+            for (index, piece) in Self.pieces.enumerated() {
+                let bytes = ByteBuffer(string: piece)
+                context.eventLoop.scheduleTask(in: .milliseconds(Int64(3 * index))) {
+                    context.writeAndFlush(NIOAny(bytes), promise: nil)
+                }
+            }
+        }
+    }
+
+    /// The length of the first whole request in `bytes` (head and body), or nil.
+    static func requestLength(_ bytes: [UInt8]) -> Int? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let end = text.range(of: "\r\n\r\n") else { return nil }
+        let head = text[..<end.lowerBound].lowercased()
+        var body = 0
+        if let field = head.range(of: "content-length: ") {
+            body = Int(head[field.upperBound...].prefix { $0.isNumber }) ?? 0
+        }
+        let total = text.utf8.distance(from: text.utf8.startIndex, to: end.upperBound) + body
+        return bytes.count >= total ? total : nil
     }
 }
