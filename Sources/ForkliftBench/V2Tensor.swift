@@ -22,17 +22,7 @@ public struct V2Tensor: Sendable {
     ]
 
     /// The V2 datatype of an engine dtype.
-    public static func datatype(of dtype: DType) -> String {
-        switch dtype {
-        case .float32: "FP32"
-        case .float64: "FP64"
-        case .int64: "INT64"
-        case .int32: "INT32"
-        case .int8: "INT8"
-        case .uint8: "UINT8"
-        case .bool: "BOOL"
-        }
-    }
+    public static func datatype(of dtype: DType) -> String { dtype.v2Name }
 
     /// A tensor read from a file, under the model input's name.
     public init(name: String, tensor: Tensor) {

@@ -31,6 +31,20 @@ public enum DType: Int32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// The V2 inference protocol's datatype name ("FP32", "INT64", …), shared by the server and
+    /// the load generator.
+    public var v2Name: String {
+        switch self {
+        case .float32: "FP32"
+        case .float64: "FP64"
+        case .int64: "INT64"
+        case .int32: "INT32"
+        case .int8: "INT8"
+        case .uint8: "UINT8"
+        case .bool: "BOOL"
+        }
+    }
+
     /// ONNX type codes that exist but that the engine does not compute with.
     static func onnxName(_ code: Int32) -> String {
         let names: [Int32: String] = [
