@@ -121,10 +121,10 @@ public final class LoadRunner: Sendable {
         case .concurrency(let clients):
             return workers.enumerated().map { index, worker in
                 let mine = clients / workers.count + (index < clients % workers.count ? 1 : 0)
-                var perClient: [Int]?
-                if budgets, let total = settings.requests {
-                    // Client k of this worker is client index + k × workers overall.
-                    perClient = (0..<mine).map { k in
+                // Client k of this worker is client index + k × workers overall.
+                let perClient: [Int]? = settings.requests.flatMap { total in
+                    guard budgets else { return nil }
+                    return (0..<mine).map { k in
                         let overall = index + k * workers.count
                         return total / clients + (overall < total % clients ? 1 : 0)
                     }

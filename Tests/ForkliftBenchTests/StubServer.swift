@@ -68,7 +68,8 @@ private final class StubHandler: ChannelInboundHandler {
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "[[0.5,")))), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "0.5]]")))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(promise: nil) }
             }
         // .hanging: the request is never answered.
         }
@@ -97,10 +98,11 @@ private final class TrickleHandler: ChannelInboundHandler {
         received += unwrapInboundIn(data).readableBytesView
         while let length = Self.requestLength(received) {
             received.removeFirst(length)
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             for (index, piece) in Self.pieces.enumerated() {
                 let bytes = ByteBuffer(string: piece)
                 context.eventLoop.scheduleTask(in: .milliseconds(Int64(3 * index))) {
-                    context.writeAndFlush(NIOAny(bytes), promise: nil)
+                    bound.value.writeAndFlush(NIOAny(bytes), promise: nil)
                 }
             }
         }
