@@ -1,7 +1,7 @@
 """Writes request bodies for scripts/bench-serve: one sample per request.
 
-  make_bodies.py MODEL_PATH INPUT_NAME OUT_DIR
-writes OUT_DIR/v2.json (a V2 inference request) and OUT_DIR/seed.json (the seed app's
+  make_bodies.py MODEL_PATH OUT_DIR
+writes OUT_DIR/v2.json (a V2 inference request for the model's first input) and OUT_DIR/seed.json (the seed app's
 JSON list), both holding the same random sample.
 """
 
