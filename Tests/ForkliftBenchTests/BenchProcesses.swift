@@ -55,7 +55,7 @@ final class ForkliftServeProcess: @unchecked Sendable {
             }
         }
         guard let found else {
-            process.waitUntilExit()
+            ChildExit.wait(process)
             throw LaunchError(description: "forklift serve did not start: \(text)")
         }
         port = found
@@ -67,12 +67,12 @@ final class ForkliftServeProcess: @unchecked Sendable {
 
     func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        process.waitUntilExit()
+        ChildExit.wait(process)
     }
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        ChildExit.wait(process)
     }
 }
 
@@ -112,8 +112,8 @@ func runBench(_ arguments: [String], interruptAfter: Double? = nil) throws -> Be
         usleep(UInt32(interruptAfter * 1e6))
         kill(process.processIdentifier, SIGINT)
     }
-    process.waitUntilExit()
+    let status = ChildExit.wait(process) ?? -1
     return BenchRun(
-        status: process.terminationStatus, stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+        status: status, stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
         stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
 }
