@@ -36,6 +36,14 @@ struct DecimalLiteral {
         }
     }
 
+    /// The literal as an Int64 when it is an integer that fits. JSON allows no leading zeros, so a
+    /// literal past 19 digits never fits.
+    var exactInteger: Int64? {
+        guard !tooManyDigits, exponent == 0 else { return nil }
+        if negative { return significand <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- significand) : nil }
+        return significand <= UInt64(Int64.max) ? Int64(significand) : nil
+    }
+
     /// The correctly rounded Double, or nil when only a full decimal conversion can tell.
     var double: Double? {
         guard !tooManyDigits else { return nil }

@@ -202,7 +202,7 @@ public struct JSONParser {
             literal.exponent += exponentSign * exponent
         }
         let digits = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
-        if isInteger, let exact = Self.integer(digits) { return .int(exact) }
+        if isInteger, let exact = literal.exactInteger { return .int(exact) }
         return .double(literal.double ?? Self.double(digits))
     }
 
@@ -210,20 +210,6 @@ public struct JSONParser {
         guard index < bytes.count else { return nil }
         let digit = bytes[index] &- UInt8(ascii: "0")
         return digit < 10 ? digit : nil
-    }
-
-    /// The exact value of an integer literal, or nil when it does not fit in Int64.
-    private static func integer(_ digits: UnsafeRawBufferPointer) -> Int64? {
-        var value: Int64 = 0
-        let negative = digits.first == UInt8(ascii: "-")
-        for byte in digits.dropFirst(negative ? 1 : 0) {
-            let digit = Int64(byte &- UInt8(ascii: "0"))
-            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
-            let (next, o2) = negative ? shifted.subtractingReportingOverflow(digit) : shifted.addingReportingOverflow(digit)
-            if o1 || o2 { return nil }
-            value = next
-        }
-        return value
     }
 
     /// strtod on a NUL-terminated copy: the literal was already checked against JSON's grammar.

@@ -50,3 +50,20 @@ import Testing
         }
     }
 }
+
+@Suite struct IntegerLiteralTests {
+    private func parsed(_ text: String) throws -> JSON? {
+        guard case .array(let elements) = try JSONParser.parse(Array("[\(text)]".utf8)) else { return nil }
+        return elements.first
+    }
+
+    @Test func int64BoundsStayExactAndLargerIntegersBecomeDoubles() throws {
+        #expect(try parsed("9223372036854775807") == .int(Int64.max))
+        #expect(try parsed("-9223372036854775808") == .int(Int64.min))
+        #expect(try parsed("-0") == .int(0))
+        #expect(try parsed("-42") == .int(-42))
+        #expect(try parsed("9223372036854775808") == .double(9_223_372_036_854_775_808))
+        #expect(try parsed("-9223372036854775809") == .double(-9_223_372_036_854_775_809))
+        #expect(try parsed("123456789012345678901") == .double(123_456_789_012_345_678_901))
+    }
+}
