@@ -63,9 +63,8 @@ enum ImageInputs {
         guard model.inputs.count == 1 else {
             throw .badRequest("model '\(model.name)' has \(model.inputs.count) inputs: send the image as a BYTES input next to the others")
         }
-        let data = Data(jpeg)
-        try check(data, limits: limits, place: "the image")
-        let item = BytesTensor.serialize([data])
+        try check(jpeg, limits: limits, place: "the image")
+        let item = BytesTensor.serialize([jpeg])
         return InferenceRequest(model: model.name, inputs: [WireTensor(dtype: .uint8, shape: [item.count], data: item)])
     }
 
@@ -80,7 +79,7 @@ enum ImageInputs {
         return nil
     }
 
-    private static func check(_ jpeg: Data, limits: ImageLimits, place: String) throws(ServerError) {
+    private static func check(_ jpeg: some ContiguousBytes, limits: ImageLimits, place: String) throws(ServerError) {
         let outcome: Result<JPEGHeader, ImageError> = jpeg.withUnsafeBytes { bytes in
             Result { () throws(ImageError) in try limits.check(jpeg: bytes) }
         }
