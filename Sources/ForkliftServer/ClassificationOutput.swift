@@ -7,7 +7,13 @@ import Foundation
 /// a BYTES tensor of [k] or [batch, k] strings "value:index" or "value:index:label", best first.
 /// The value is the output's own (Triton does not apply a softmax).
 enum ClassificationOutput {
-    static func encode(_ tensor: WireTensor, classes: Int, labels: [String]?) throws(ServerError) -> WireTensor {
+    /// The strings of the BYTES tensor, row-major, and its shape.
+    struct Ranked {
+        let shape: [Int]
+        let entries: [String]
+    }
+
+    static func rank(_ tensor: WireTensor, classes: Int, labels: [String]?) throws(ServerError) -> Ranked {
         let values = try floats(tensor)
         let rows = tensor.shape.count >= 2 ? tensor.shape[0] : 1
         guard rows > 0, values.count % rows == 0 else {
@@ -15,19 +21,17 @@ enum ClassificationOutput {
         }
         let width = values.count / rows
         let k = min(classes, width)
-        var strings: [[UInt8]] = []
-        strings.reserveCapacity(rows * k)
+        var entries: [String] = []
+        entries.reserveCapacity(rows * k)
         for row in 0..<rows {
             let scores = Classification.topK(Array(values[(row * width)..<((row + 1) * width)]), k: k, softmax: false)
             for score in scores {
                 var text = "\(score.score):\(score.index)"
                 if let labels, score.index < labels.count { text += ":\(labels[score.index])" }
-                strings.append(Array(text.utf8))
+                entries.append(text)
             }
         }
-        let data = BytesTensor.serialize(strings)
-        // The BYTES item's shape is what the client sees; its bytes are the length-prefixed strings.
-        return WireTensor(dtype: .uint8, shape: tensor.shape.count >= 2 ? [rows, k] : [k], data: data)
+        return Ranked(shape: tensor.shape.count >= 2 ? [rows, k] : [k], entries: entries)
     }
 
     private static func floats(_ tensor: WireTensor) throws(ServerError) -> [Float] {

@@ -57,10 +57,10 @@ public enum InferResponseEncoder {
                 throw ServerError(
                     .internalServerError, "the worker returned \(result.outputs.count) outputs, the model has \(model.outputs.count)")
             }
-            let raw = result.outputs[output.index]
-            let tensor = output.classes > 0 ? try ClassificationOutput.encode(raw, classes: output.classes, labels: model.labels) : raw
+            let tensor = result.outputs[output.index]
             let name = model.outputs[output.index].name
-            guard output.classes > 0 || Shape.elementCount(tensor.shape).map({ $0 * tensor.dtype.byteSize }) == tensor.data.count else {
+            let ranked = output.classes > 0 ? try ClassificationOutput.rank(tensor, classes: output.classes, labels: model.labels) : nil
+            guard ranked != nil || Shape.elementCount(tensor.shape).map({ $0 * tensor.dtype.byteSize }) == tensor.data.count else {
                 throw ServerError(
                     .internalServerError,
                     "output '\(name)': shape \(Shape.describe(tensor.shape)) does not match its \(tensor.data.count) bytes")
@@ -71,21 +71,22 @@ public enum InferResponseEncoder {
             writer.string(name)
             writer.raw(",")
             writer.key("datatype")
-            writer.string(output.classes > 0 ? "BYTES" : V2DataType.name(tensor.dtype))
+            writer.string(ranked == nil ? V2DataType.name(tensor.dtype) : "BYTES")
             writer.raw(",")
             writer.key("shape")
-            writer.integers(tensor.shape)
+            writer.integers(ranked?.shape ?? tensor.shape)
             writer.raw(",")
             if output.binary {
+                let data = ranked.map { BytesTensor.serialize($0.entries.map { Array($0.utf8) }) } ?? tensor.data
                 writer.key("parameters")
                 writer.raw("{")
                 writer.key("binary_data_size")
-                writer.raw(String(tensor.data.count))
+                writer.raw(String(data.count))
                 writer.raw("}")
-                binaryParts.append(tensor.data)
-            } else if output.classes > 0 {
+                binaryParts.append(data)
+            } else if let ranked {
                 writer.key("data")
-                writer.strings(((try? BytesTensor.elements(of: tensor.data)) ?? []).map { String(decoding: $0, as: UTF8.self) })
+                writer.strings(ranked.entries)
             } else {
                 writer.key("data")
                 TensorDataEncoder.write(tensor.data, count: Shape.elementCount(tensor.shape) ?? 0, dtype: tensor.dtype, into: &writer)
