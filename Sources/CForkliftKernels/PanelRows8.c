@@ -51,6 +51,28 @@ __attribute__((target("avx512f,fma"))) void forklift_panel_rows8_avx512(
     }
 }
 
+__attribute__((target("avx512f,fma"))) void forklift_panel_row1_avx512(
+    const float *x, const float *panel, ptrdiff_t k, float *y, int cols, int accumulate) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps(), c3 = _mm512_setzero_ps();
+    ptrdiff_t i = 0;
+    for (; i + 4 <= k; i += 4) {
+        const float *w = panel + i * 16;
+        forklift_prefetch(w + 64 * 16);
+        forklift_prefetch(w + 65 * 16);
+        forklift_prefetch(w + 66 * 16);
+        forklift_prefetch(w + 67 * 16);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), _mm512_loadu_ps(w), c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(x[i + 1]), _mm512_loadu_ps(w + 16), c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(x[i + 2]), _mm512_loadu_ps(w + 32), c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(x[i + 3]), _mm512_loadu_ps(w + 48), c3);
+    }
+    for (; i < k; i++) c0 = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), _mm512_loadu_ps(panel + i * 16), c0);
+    const __mmask16 mask = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    __m512 v = _mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3));
+    if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, y));
+    _mm512_mask_storeu_ps(y, mask, v);
+}
+
 #else
 
 int forklift_kernels_have_avx512(void) { return 0; }
@@ -59,6 +81,11 @@ void forklift_panel_rows8_avx512(
     const float *x, ptrdiff_t ldx, const float *panel, ptrdiff_t k, float *y, ptrdiff_t ldy, int cols,
     int accumulate) {
     (void)x, (void)ldx, (void)panel, (void)k, (void)y, (void)ldy, (void)cols, (void)accumulate;
+    __builtin_trap();
+}
+
+void forklift_panel_row1_avx512(const float *x, const float *panel, ptrdiff_t k, float *y, int cols, int accumulate) {
+    (void)x, (void)panel, (void)k, (void)y, (void)cols, (void)accumulate;
     __builtin_trap();
 }
 

@@ -14,6 +14,10 @@ void forklift_panel_rows8_avx512(
     const float *x, ptrdiff_t ldx, const float *panel, ptrdiff_t k, float *y, ptrdiff_t ldy, int cols,
     int accumulate);
 
+/// One row of the same: y[0..<cols] (+)= x·panel. Memory-bound (each panel row is used once),
+/// so it keeps four products in flight and prefetches ahead.
+void forklift_panel_row1_avx512(const float *x, const float *panel, ptrdiff_t k, float *y, int cols, int accumulate);
+
 /// Asks for the cache line at `address` to be fetched into L1 ahead of use. Panels stream from
 /// memory at the small batches of inference, and the hardware prefetcher alone leaves the
 /// kernels waiting on it (wide MLP, batch 8: +50% with a software prefetch 4 KiB ahead).

@@ -85,6 +85,10 @@ enum PanelKernel {
                     rows4(x + row * ldx, ldx: ldx, panel, k: k, y + row * n + p * width, ldy: n, cols: cols, accumulate)
                     row += 4
                 }
+                while hasWideRows, row < m1 {
+                    forklift_panel_row1_avx512(x + row * ldx, panel, k, y + row * n + p * width, Int32(cols), accumulate ? 1 : 0)
+                    row += 1
+                }
                 while row < m1 {
                     rows1(x + row * ldx, panel, k: k, y + row * n + p * width, cols: cols, accumulate)
                     row += 1
