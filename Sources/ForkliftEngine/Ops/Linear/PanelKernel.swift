@@ -51,7 +51,9 @@ enum PanelKernel {
     ) {
         let panels = (n + width - 1) / width
         let work = m * k * panels * width
-        let parts = min(ParallelPool.shared.threads, panels, max(1, work / minParallelWork))
+        let threads = ParallelPool.shared.threads
+        // A few parts per thread, so that a thread that gets its core late leaves less behind.
+        let parts = threads == 1 ? 1 : min(4 * threads, panels, max(1, work / minParallelWork))
         if parts == 1 {
             multiply(x, ldx: ldx, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue, range: 0..<panels)
             return
