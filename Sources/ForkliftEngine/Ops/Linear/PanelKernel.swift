@@ -44,10 +44,11 @@ enum PanelKernel {
 
     /// Y[M, N] (row stride N) = X[M, K] (row stride `ldx`)·W, or Y += X·W when `accumulate`,
     /// then the epilogue. Panels are split across the engine's threads; each thread finishes its
-    /// own columns while they are still in its cache.
+    /// own columns while they are still in its cache. `wide` false keeps to the AVX2 kernels
+    /// (what CPUs without AVX-512 run; tests use it to cover them here).
     static func multiply(
         _ x: UnsafePointer<Float>, ldx: Int, m: Int, panels w: UnsafePointer<Float>, n: Int, k: Int,
-        _ y: UnsafeMutablePointer<Float>, accumulate: Bool, epilogue: Epilogue
+        _ y: UnsafeMutablePointer<Float>, accumulate: Bool, epilogue: Epilogue, wide: Bool = hasWideRows
     ) {
         let panels = (n + width - 1) / width
         let work = m * k * panels * width
@@ -55,19 +56,19 @@ enum PanelKernel {
         // A few parts per thread, so that a thread that gets its core late leaves less behind.
         let parts = threads == 1 ? 1 : min(4 * threads, panels, max(1, work / minParallelWork))
         if parts == 1 {
-            multiply(x, ldx: ldx, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue, range: 0..<panels)
+            multiply(x, ldx: ldx, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue, wide: wide, range: 0..<panels)
             return
         }
         ParallelPool.shared.run(parts: parts) { part in
             let range = ParallelPool.slice(panels, parts: parts, part: part)
-            multiply(x, ldx: ldx, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue, range: range)
+            multiply(x, ldx: ldx, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue, wide: wide, range: range)
         }
     }
 
     /// The panels in `range` only: output columns 16·lowerBound ..< min(16·upperBound, N).
     private static func multiply(
         _ x: UnsafePointer<Float>, ldx: Int, m: Int, panels w: UnsafePointer<Float>, n: Int, k: Int,
-        _ y: UnsafeMutablePointer<Float>, accumulate: Bool, epilogue: Epilogue, range: Range<Int>
+        _ y: UnsafeMutablePointer<Float>, accumulate: Bool, epilogue: Epilogue, wide: Bool, range: Range<Int>
     ) {
         guard !range.isEmpty else { return }
         for m0 in stride(from: 0, to: m, by: rowChunk) {
@@ -76,7 +77,7 @@ enum PanelKernel {
                 let panel = w + p * k * width
                 let cols = min(width, n - p * width)
                 var row = m0
-                if hasWideRows {
+                if wide {
                     while row + 8 <= m1 {
                         forklift_panel_rows8_avx512(
                             x + row * ldx, ldx, panel, k, y + row * n + p * width, n, Int32(cols), accumulate ? 1 : 0)
@@ -87,7 +88,7 @@ enum PanelKernel {
                     rows4(x + row * ldx, ldx: ldx, panel, k: k, y + row * n + p * width, ldy: n, cols: cols, accumulate)
                     row += 4
                 }
-                while hasWideRows, row < m1 {
+                while wide, row < m1 {
                     forklift_panel_row1_avx512(x + row * ldx, panel, k, y + row * n + p * width, Int32(cols), accumulate ? 1 : 0)
                     row += 1
                 }
