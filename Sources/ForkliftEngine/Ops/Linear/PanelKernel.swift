@@ -3,8 +3,9 @@ import Foundation
 
 /// Y = X·W for a W packed once into column panels: panel p holds W[0..<K, 16p..<16p+16] as K
 /// consecutive runs of 16 floats (zero-padded past N). The microkernels stream a panel once per
-/// block of 4 rows of X with 8 AVX2 FMA accumulators, so that, unlike sgemm, a run never repacks W.
-/// (Needs the engine to be compiled for AVX2/FMA, `-target-cpu haswell`; otherwise still correct.)
+/// block of rows of X (8 rows with AVX-512, in C; 4 rows with AVX2, in Swift), so that, unlike
+/// sgemm, a run never repacks W. (The Swift kernels need the engine compiled for AVX2/FMA,
+/// `-target-cpu haswell`; otherwise they are still correct.)
 enum PanelKernel {
     static let width = 16
     /// Rows of X whose panel products share one pass over the panel while it sits in L2.
@@ -37,7 +38,7 @@ enum PanelKernel {
     /// Fewest multiply-adds per thread worth a parallel dispatch: below this the hand-off to a
     /// pool thread (a few microseconds when it has gone to sleep) costs more than it saves.
     static let minParallelWork = 1 << 18
-    /// Whether the eight-row AVX-512 kernel may run here (checked once, at first use).
+    /// Whether the AVX-512 kernels (eight rows, one row) may run here (checked once, at first use).
     static let hasWideRows = forklift_kernels_have_avx512() != 0
     /// Bytes ahead of the current panel row that the kernels prefetch (64 panel rows).
     private static let prefetchDistance = 64 * width * MemoryLayout<Float>.size
