@@ -98,7 +98,8 @@ public enum InferResponseEncoder {
         let headerLength = writer.bytes.count
         var body = writer.bytes
         body.reserveCapacity(headerLength + binaryParts.reduce(0) { $0 + $1.count })
-        for part in binaryParts { body.append(contentsOf: part) }
+        // Through the raw bytes: appending a `Data` as a sequence copies byte by byte.
+        for part in binaryParts { part.withUnsafeBytes { body.append(contentsOf: $0) } }
         return EncodedInferResponse(body: body, headerLength: headerLength)
     }
 }
