@@ -134,7 +134,14 @@ final class Scheduler: @unchecked Sendable {
     /// while idle (the worker died), or it must stop.
     func nextBatch(for slot: WorkerSlot) -> WorkerOrder {
         lock.lock()
-        defer { lock.unlock() }
+        let order = nextOrderLocked(for: slot)
+        lock.unlock()
+        // Histograms take a lock of their own: recorded here, not while other threads wait for ours.
+        if case .run(let batch) = order { recordTaken(batch) }
+        return order
+    }
+
+    private func nextOrderLocked(for slot: WorkerSlot) -> WorkerOrder {
         while true {
             if slot.stop || phase == .stopped {
                 passWakeUpLocked()
@@ -196,12 +203,16 @@ final class Scheduler: @unchecked Sendable {
         let requests = Array(queues[model].waiting.prefix(taken))
         queues[model].waiting.removeFirst(taken)
         queues[model].queuedSamples -= samples
-        let perModel = metrics.models[model]
-        perModel.queueDepth.record(queues[model].waiting.count)
-        perModel.batchSize.record(samples)
-        for request in requests { perModel.queueDuration.recordNanoseconds(Int64(clamping: now &- request.enqueued)) }
+        metrics.models[model].queueDepth.record(queues[model].waiting.count)
         defer { nextBatchID &+= 1 }
         return Batch(id: nextBatchID, model: model, requests: requests, samples: samples, started: now, deadline: now &+ timeout)
+    }
+
+    /// The batch's size and its requests' time in the queue. Needs no lock.
+    private func recordTaken(_ batch: Batch) {
+        let perModel = metrics.models[batch.model]
+        perModel.batchSize.record(batch.samples)
+        for request in batch.requests { perModel.queueDuration.recordNanoseconds(Int64(clamping: batch.started &- request.enqueued)) }
     }
 
     /// The caller holds `lock`.
