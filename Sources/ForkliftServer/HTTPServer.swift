@@ -8,14 +8,18 @@ import Synchronization
 
 /// The HTTP server of `forklift serve`: the V2 routes on Hummingbird, run until SIGTERM or SIGINT,
 /// then drained gracefully (the listener closes, in-flight requests finish, up to the grace period).
-public struct HTTPServer<Backend: InferenceBackend>: Sendable {
-    public let backend: Backend
+public struct HTTPServer: Sendable {
+    /// An existential rather than a generic parameter: a generic server and routes, instantiated
+    /// from another module, ran unspecialized (generic metadata lookups on every request).
+    public let backend: any InferenceBackend
     public let catalog: ModelCatalog
     public let configuration: ServerConfiguration
     public let metrics: ServerMetrics
     public let logger: Logger
 
-    public init(backend: Backend, models: [ModelMetadata], configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger) {
+    public init(
+        backend: any InferenceBackend, models: [ModelMetadata], configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger
+    ) {
         self.backend = backend
         self.catalog = ModelCatalog(models)
         self.configuration = configuration
@@ -27,7 +31,9 @@ public struct HTTPServer<Backend: InferenceBackend>: Sendable {
     /// Throws `HTTPServerError.cannotListen` when the address cannot be bound.
     public func run(onListening: @escaping @Sendable (Int) -> Void) async throws(HTTPServerError) {
         let router = Router(context: BasicRequestContext.self)
-        router.middlewares.add(AccessLogMiddleware())
+        // Access logs are debug-level: below that the middleware would only cost an async frame
+        // and a clock read per request.
+        if logger.logLevel <= .debug { router.middlewares.add(AccessLogMiddleware()) }
         Routes(backend: backend, catalog: catalog, configuration: configuration, metrics: metrics).register(on: router)
         let bound = BoundFlag()
         let app = Application(
@@ -39,7 +45,7 @@ public struct HTTPServer<Backend: InferenceBackend>: Sendable {
                 bound.set()
                 onListening(channel.localAddress?.port ?? configuration.port)
             },
-            logger: logger
+            logger: logger.deferringMetadata()
         )
         var groupConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.gracefulTimeout

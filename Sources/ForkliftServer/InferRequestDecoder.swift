@@ -240,7 +240,8 @@ struct BinaryReader {
     /// The next `count` bytes, or nil when fewer are left.
     mutating func take(_ count: Int) -> Data? {
         guard count <= remaining else { return nil }
-        let slice = Data(body[offset..<offset + count])
+        // One memcpy; `Data(body[range])` would go through the generic sequence initializer.
+        let slice = body.withUnsafeBytes { raw in raw.baseAddress.map { Data(bytes: $0 + offset, count: count) } ?? Data() }
         offset += count
         return slice
     }

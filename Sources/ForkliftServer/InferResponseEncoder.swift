@@ -96,9 +96,10 @@ public enum InferResponseEncoder {
         writer.raw("]}")
         guard !binaryParts.isEmpty else { return EncodedInferResponse(body: writer.bytes, headerLength: nil) }
         let headerLength = writer.bytes.count
-        var body = writer.bytes
-        body.reserveCapacity(headerLength + binaryParts.reduce(0) { $0 + $1.count })
-        for part in binaryParts { body.append(contentsOf: part) }
-        return EncodedInferResponse(body: body, headerLength: headerLength)
+        // Appended in place: a copy of `writer.bytes` would share its storage and copy it on growth.
+        writer.bytes.reserveCapacity(headerLength + binaryParts.reduce(0) { $0 + $1.count })
+        // Through the raw bytes: appending a `Data` as a sequence copies byte by byte.
+        for part in binaryParts { part.withUnsafeBytes { writer.bytes.append(contentsOf: $0) } }
+        return EncodedInferResponse(body: writer.bytes, headerLength: headerLength)
     }
 }

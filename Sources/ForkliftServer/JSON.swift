@@ -319,6 +319,12 @@ public struct JSONWriter {
 
     public mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Names and labels rarely need escapes: copy them whole rather than byte by byte.
+        if !text.utf8.contains(where: Self.needsEscape) {
+            bytes.append(contentsOf: text.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): raw("\\\"")
@@ -331,6 +337,10 @@ public struct JSONWriter {
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
     }
 
     /// `"key":` with the key escaped.

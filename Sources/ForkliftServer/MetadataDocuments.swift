@@ -4,11 +4,25 @@ import ForkliftPool
 /// The models being served, looked up by name and optional version.
 public struct ModelCatalog: Sendable {
     public let models: [ModelMetadata]
+    /// Each name's newest version, resolved once: the lookup of every infer request.
+    private let newest: [String: ModelMetadata]
 
-    public init(_ models: [ModelMetadata]) { self.models = models }
+    public init(_ models: [ModelMetadata]) {
+        self.models = models
+        var newest: [String: ModelMetadata] = [:]
+        for model in models where newest[model.name].map({ Self.older($0.version, model.version) }) ?? true {
+            newest[model.name] = model
+        }
+        self.newest = newest
+    }
 
     /// The model `name` at `version`, or its newest version when none is given; 404 otherwise.
     public func lookup(_ name: String, version: String? = nil) throws(ServerError) -> ModelMetadata {
+        guard version == nil, let model = newest[name] else { return try lookup(name, exactVersion: version) }
+        return model
+    }
+
+    private func lookup(_ name: String, exactVersion version: String?) throws(ServerError) -> ModelMetadata {
         let candidates = models.filter { $0.name == name }
         guard !candidates.isEmpty else { throw ServerError(.notFound, "unknown model '\(name)'") }
         guard let version else { return candidates.max { Self.older($0.version, $1.version) } ?? candidates[0] }

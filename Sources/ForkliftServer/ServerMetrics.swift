@@ -44,12 +44,31 @@ public final class ServerMetrics: Sendable {
     private let knownModels: Set<String>
     public let registry: PrometheusCollectorRegistry?
 
+    /// The success counter and latency timer of each known model, made up front: every served
+    /// request records into them, and this way without a lock, a key string or a cache lookup.
+    private let successes: [String: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)]
+
     public init(models: [String], registry: PrometheusCollectorRegistry?) {
         knownModels = Set(models)
         self.registry = registry
+        var successes: [String: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)] = [:]
+        for model in knownModels {
+            successes[model] = (
+                CoreMetrics.Counter(label: Self.requestsTotal, dimensions: [("model", model), ("outcome", Self.success)]),
+                CoreMetrics.Timer(label: Self.requestDuration, dimensions: [("model", model)])
+            )
+        }
+        self.successes = successes
     }
 
+    static let success = "success"
+
     public func record(model: String, outcome: String, seconds: Double) {
+        if outcome == Self.success, let handles = successes[model] {
+            handles.counter.increment()
+            handles.timer.recordSeconds(seconds)
+            return
+        }
         let label = knownModels.contains(model) ? model : "_unknown"
         let counter = counters.withLock { cache in
             let key = label + "\u{0}" + outcome

@@ -82,11 +82,13 @@ final class Scheduler: @unchecked Sendable {
     var phase = Phase.starting
     private var nextBatchID: UInt64 = 1
 
-    /// How long an idle worker sleeps between checks of its socket.
-    static let idleCheck: TimeInterval = 0.1
+    /// How long an idle worker sleeps between checks of its socket (tests make it long, so that
+    /// a lost wake-up shows as a stall rather than being covered by this check).
+    let idleCheck: TimeInterval
 
-    init(names: [String], configuration: PoolConfiguration, metrics: PoolMetrics) {
+    init(names: [String], configuration: PoolConfiguration, metrics: PoolMetrics, idleCheck: TimeInterval = 0.1) {
         self.names = names
+        self.idleCheck = idleCheck
         self.metrics = metrics
         maxQueue = max(1, configuration.maxQueue)
         timeout = Self.nanoseconds(configuration.timeout)
@@ -123,7 +125,8 @@ final class Scheduler: @unchecked Sendable {
         queues[request.model].waiting.append(request)
         queues[request.model].queuedSamples += request.samples
         metrics.models[request.model].queueDepth.record(queues[request.model].waiting.count)
-        lock.broadcast()
+        // One idle worker is enough for one request; a broadcast woke them all to find one batch.
+        lock.signal()
         return nil
     }
 
@@ -131,11 +134,21 @@ final class Scheduler: @unchecked Sendable {
     /// while idle (the worker died), or it must stop.
     func nextBatch(for slot: WorkerSlot) -> WorkerOrder {
         lock.lock()
-        defer { lock.unlock() }
+        let order = nextOrderLocked(for: slot)
+        lock.unlock()
+        // Histograms take a lock of their own: recorded here, not while other threads wait for ours.
+        if case .run(let batch) = order { recordTaken(batch) }
+        return order
+    }
+
+    private func nextOrderLocked(for slot: WorkerSlot) -> WorkerOrder {
         while true {
-            if slot.stop || phase == .stopped { return .stop }
+            if slot.stop || phase == .stopped {
+                passWakeUpLocked()
+                return .stop
+            }
             let now = monotonicNanoseconds()
-            var wakeAt = now + UInt64(Self.idleCheck * 1e9)
+            var wakeAt = now + UInt64(idleCheck * 1e9)
             if let model = oldestQueue() {
                 let queue = queues[model]
                 let holdUntil = queue.waiting[0].enqueued &+ maxQueueDelay
@@ -145,13 +158,25 @@ final class Scheduler: @unchecked Sendable {
                     let batch = takeBatch(model: model, now: now)
                     slot.batch = batch
                     updateWorkerGauges()
+                    // Requests left over (a full batch) are for another idle worker.
+                    passWakeUpLocked()
                     return .run(batch)
                 }
                 wakeAt = min(wakeAt, holdUntil)
             }
             let timedOut = !lock.wait(until: Date(timeIntervalSinceNow: Double(wakeAt &- min(now, wakeAt)) / 1e9))
-            if timedOut && SocketIO.hasEvent(slot.fd) { return .lost }
+            if timedOut && SocketIO.hasEvent(slot.fd) {
+                passWakeUpLocked()
+                return .lost
+            }
         }
+    }
+
+    /// Enqueues signal one waiting worker. A thread that leaves `nextBatch` without taking
+    /// everything (stopping, its worker lost, or a batch that was full) may have been that one, so
+    /// it passes the signal on; otherwise the request would wait for an idle worker's next check.
+    private func passWakeUpLocked() {
+        if queues.contains(where: { !$0.waiting.isEmpty }) { lock.signal() }
     }
 
     /// The model whose first waiting request has waited longest.
@@ -178,12 +203,16 @@ final class Scheduler: @unchecked Sendable {
         let requests = Array(queues[model].waiting.prefix(taken))
         queues[model].waiting.removeFirst(taken)
         queues[model].queuedSamples -= samples
-        let perModel = metrics.models[model]
-        perModel.queueDepth.record(queues[model].waiting.count)
-        perModel.batchSize.record(samples)
-        for request in requests { perModel.queueDuration.recordNanoseconds(Int64(clamping: now &- request.enqueued)) }
+        metrics.models[model].queueDepth.record(queues[model].waiting.count)
         defer { nextBatchID &+= 1 }
         return Batch(id: nextBatchID, model: model, requests: requests, samples: samples, started: now, deadline: now &+ timeout)
+    }
+
+    /// The batch's size and its requests' time in the queue. Needs no lock.
+    private func recordTaken(_ batch: Batch) {
+        let perModel = metrics.models[batch.model]
+        perModel.batchSize.record(batch.samples)
+        for request in batch.requests { perModel.queueDuration.recordNanoseconds(Int64(clamping: batch.started &- request.enqueued)) }
     }
 
     /// The caller holds `lock`.
@@ -199,7 +228,8 @@ final class Scheduler: @unchecked Sendable {
         lock.lock()
         slot.batch = nil
         updateWorkerGauges()
-        lock.broadcast()
+        // No broadcast: waiting workers wait for requests, not for each other, and this thread
+        // looks at the queues itself next.
         lock.unlock()
         let compute = Double(reply.computeNanoseconds) / 1e9
         let failures = Dictionary(reply.failures.map { (Int($0.request), $0.message) }, uniquingKeysWith: { first, _ in first })

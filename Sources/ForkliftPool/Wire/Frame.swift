@@ -130,7 +130,8 @@ extension Frame {
             out.appendLE(UInt32(item.shape.count))
             for dim in item.shape { out.appendLE(UInt64(max(dim, 0))) }
             out.appendLE(UInt64(item.data.count))
-            out.append(contentsOf: item.data)
+            // Through the raw bytes: appending a `Data` as a sequence copies byte by byte.
+            item.data.withUnsafeBytes { out.append(contentsOf: $0) }
         }
         for failure in failures {
             out.appendLE(failure.request)

@@ -1,0 +1,69 @@
+import Logging
+import Synchronization
+import Testing
+
+@testable import ForkliftServer
+
+/// Request-path helpers that replaced Foundation and per-request work: they must answer as
+/// before.
+@Suite struct HotPathTests {
+    @Test func mediaTypeDropsParametersSpacesAndCase() {
+        #expect(MediaType.of("application/json") == "application/json")
+        #expect(MediaType.of("Application/JSON; charset=utf-8") == "application/json")
+        #expect(MediaType.of("  image/jpeg\t") == "image/jpeg")
+        #expect(MediaType.of("multipart/form-data; boundary=x") == "multipart/form-data")
+        #expect(MediaType.of("") == "")
+        #expect(MediaType.of(" ; x=y") == "")
+        #expect(MediaType.of("text/plain;") == "text/plain")
+    }
+
+    @Test func trimmingTakesSpacesAndTabsOnly() {
+        #expect(MediaType.trimmed(" \t 128 \t") == "128")
+        #expect(MediaType.trimmed("128") == "128")
+        #expect(MediaType.trimmed("   ") == "")
+        #expect(MediaType.trimmed("") == "")
+        #expect(MediaType.trimmed(" 1 2 ") == "1 2")
+        #expect(MediaType.trimmed("\n7") == "\n7", "only HTTP's optional whitespace is trimmed")
+    }
+
+    /// Where `SinkHandler`s put what they were asked to log.
+    final class Sink: Sendable {
+        let events = Mutex<[LogEvent]>([])
+        var last: Logger.Metadata? { events.withLock { $0.last?.metadata } }
+        var count: Int { events.withLock { $0.count } }
+    }
+
+    /// Logs into a sink, its own metadata under the statement's (as StreamLogHandler does).
+    struct SinkHandler: LogHandler {
+        let sink: Sink
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            var event = event
+            event.metadata = metadata.merging(event.metadata ?? [:]) { _, statement in statement }
+            sink.events.withLock { $0.append(event) }
+        }
+    }
+
+    @Test func deferredMetadataReachesTheWrappedHandler() {
+        let sink = Sink()
+        let base = Logger(label: "test") { _ in SinkHandler(sink: sink, metadata: ["server": "forklift"]) }
+        var logger = base.deferringMetadata()
+        #expect(logger[metadataKey: "server"] == "forklift", "the wrapped handler's metadata moves to the wrapper")
+        logger[metadataKey: "hb.request.id"] = "7"
+        logger.info("hello", metadata: ["server": "override"])
+        #expect(sink.last == ["server": "override", "hb.request.id": "7"], "the statement's metadata wins")
+        logger.info("again")
+        #expect(sink.last == ["server": "forklift", "hb.request.id": "7"])
+        logger.logLevel = .error
+        logger.info("dropped")
+        #expect(sink.count == 2)
+        #expect(logger.logLevel == .error)
+    }
+}
