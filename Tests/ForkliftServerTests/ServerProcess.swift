@@ -28,6 +28,9 @@ final class ServerProcess: @unchecked Sendable {
     let port: Int
     let stderrPath: String
     private let lines = LineBuffer()
+    /// Signalled when stdout reaches end of file: every line the server printed has been read.
+    private let drained = DispatchSemaphore(value: 0)
+    private var stoppedReading = false
 
     /// Starts the server and waits for its "listening on" line.
     init(model: URL = TestPaths.digits, arguments: [String] = [], workers: Int = 2) throws {
@@ -41,12 +44,16 @@ final class ServerProcess: @unchecked Sendable {
         try process.run()
         let handle = stdout.fileHandleForReading
         let lines = self.lines
+        let drained = self.drained
         // Drain stdout on a thread of its own so that the server never blocks on a full pipe.
         Thread.detachNewThread {
             var pending = ""
             while true {
                 let chunk = handle.availableData
-                if chunk.isEmpty { return }
+                if chunk.isEmpty {
+                    drained.signal()
+                    return
+                }
                 pending += String(decoding: chunk, as: UTF8.self)
                 while let newline = pending.firstIndex(of: "\n") {
                     let line = String(pending[..<newline])
@@ -82,11 +89,15 @@ final class ServerProcess: @unchecked Sendable {
     var stderrText: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
     var pid: pid_t { process.processIdentifier }
 
-    /// SIGTERM, then waits for the exit; returns the exit status.
+    /// SIGTERM, then waits for the exit and for the last printed line; returns the exit status.
     @discardableResult
     func stop(signal: Int32 = SIGTERM) -> Int32 {
         if process.isRunning { kill(process.processIdentifier, signal) }
         process.waitUntilExit()
+        // The reader thread may still hold the final lines ("stopped") when the process is gone.
+        if !stoppedReading {
+            stoppedReading = drained.wait(timeout: .now() + 5) == .success
+        }
         return process.terminationStatus
     }
 
