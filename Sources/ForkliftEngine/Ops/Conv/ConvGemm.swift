@@ -18,8 +18,8 @@ struct ConvGemm {
     static let minColumns = 384
 
     func run(
-        x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
-        y: UnsafeMutablePointer<Float>, activation: Activation?
+        x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>, packed: ConvFilters?,
+        bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, activation: Activation?
     ) throws(KernelError) {
         let w = window
         let groupIn = inChannels / group
@@ -41,7 +41,8 @@ struct ConvGemm {
         var rowsPerChunk = max(Self.chunkBudget / (k * outW), (Self.minColumns + outW - 1) / outW, 1)
         var imagesPerChunk = 1
         if rowsPerChunk >= rowsPerImage {
-            imagesPerChunk = min(batch, max(1, rowsPerChunk / rowsPerImage))
+            // Packed filters are not repacked per call, so their chunks need not span images.
+            if packed == nil { imagesPerChunk = min(batch, max(1, rowsPerChunk / rowsPerImage)) }
             rowsPerChunk = rowsPerImage
         }
         let chunkColumns = imagesPerChunk * rowsPerChunk * outW
@@ -69,7 +70,12 @@ struct ConvGemm {
                     }
                     let filters = weight + g * groupOut * k
                     let groupBias = bias.map { $0 + g * groupOut }
-                    if let staging {
+                    if let packed {
+                        let space = ColumnSpace(
+                            b: columns, ldb: cols, bImage: 0, y: y + (n0 * outChannels + g * groupOut) * outVolume + r0 * outW,
+                            ldy: outVolume, yImage: 0, perImage: cols, images: 1)
+                        packed.multiply(group: g, space, bias: groupBias, activation: activation)
+                    } else if let staging {
                         cblas_sgemm(
                             CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(groupOut), Int32(cols), Int32(k), 1,
                             filters, Int32(k), columns, Int32(cols), 0, staging, Int32(cols))

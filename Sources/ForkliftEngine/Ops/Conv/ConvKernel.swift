@@ -11,6 +11,8 @@ struct ConvKernel: Kernel {
     let activation: Activation?
     /// The weights when constant, kept so that the session can drop its own reference.
     let constantWeight: Tensor?
+    /// The constant weights packed for `ConvTile` (nil when W is computed at run time).
+    let filters: ConvFilters?
 
     static func make(_ ctx: NodeContext) throws(KernelError) -> any Kernel {
         try ctx.expect(inputs: 2...3)
@@ -19,7 +21,9 @@ struct ConvKernel: Kernel {
         guard group >= 1 else { throw .invalid("attribute 'group' = \(group) must be positive") }
         let weight = ctx.constant(1)
         if let weight, weight.dtype != .float32 { throw .unsupported("input W has dtype \(weight.dtype)") }
-        return ConvKernel(window: try WindowAttributes(ctx), group: group, activation: ctx.fusedActivation, constantWeight: weight)
+        return ConvKernel(
+            window: try WindowAttributes(ctx), group: group, activation: ctx.fusedActivation, constantWeight: weight,
+            filters: weight.flatMap { ConvFilters($0, group: group) })
     }
 
     /// Validated sizes of one run.
@@ -93,7 +97,19 @@ struct ConvKernel: Kernel {
         let pointwise = w.kernel == SIMD3(1, 1, 1) && w.stride == SIMD3(1, 1, 1) && w.padBegin == .zero && w.padEnd == .zero
         if !pointwise {
             try ConvGemm(window: w, batch: plan.batch, inChannels: plan.inChannels, outChannels: plan.outChannels, group: group)
-                .run(x: x, weight: weight, bias: bias, y: y, activation: activation)
+                .run(x: x, weight: weight, packed: filters, bias: bias, y: y, activation: activation)
+            return
+        }
+        if let filters, filters.k == groupIn {
+            // The input's channel planes are B as they lie: no im2col, and the images of the
+            // batch are one run of columns.
+            for g in 0..<group {
+                let space = ColumnSpace(
+                    b: x + g * groupIn * inVolume, ldb: inVolume, bImage: plan.inChannels * inVolume,
+                    y: y + g * groupOut * outVolume, ldy: outVolume, yImage: plan.outChannels * outVolume, perImage: outVolume,
+                    images: plan.batch)
+                filters.multiply(group: g, space, bias: bias.map { $0 + g * groupOut }, activation: activation)
+            }
             return
         }
         // A pointwise convolution multiplies the weights by each image's [C, H·W] as it lies.
