@@ -28,11 +28,13 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CForkliftSys"),
+        .target(name: "CForkliftKernels"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "ForkliftEngine",
             dependencies: [
                 "COpenBLAS",
+                "CForkliftKernels",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: engineSwiftSettings

@@ -18,7 +18,7 @@ struct Predict: ParsableCommand {
         help: "An input file (.npy or .json). Models with several inputs take NAME=FILE for each.")
     var input: [String] = []
 
-    @Option(help: "BLAS threads.") var threads = 1
+    @Option(help: "Compute threads (the engine's kernels and OpenBLAS).") var threads = 1
     @Option(help: "Labels printed per JPEG image.") var top = 5
     @Option(help: "Largest JPEG accepted, in pixels (from its header).") var maxImagePixels = ImageLimits.defaultMaxPixels
     @Flag(help: "Print the top-k labels of JPEG images as JSON.") var json = false

@@ -9,7 +9,7 @@ struct Profile: ParsableCommand {
 
     @Argument(help: "The .onnx file.") var model: String
     @Option(help: "Comma-separated batch sizes.") var batch = "1,8,32"
-    @Option(help: "BLAS threads.") var threads = 1
+    @Option(help: "Compute threads (the engine's kernels and OpenBLAS).") var threads = 1
     @Option(help: "Minimum seconds of timed runs per batch size.") var minTime = 1.0
     @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -77,7 +77,7 @@ struct SgemmBench: ParsableCommand {
         commandName: "sgemm-bench", abstract: "Measure cblas_sgemm GFLOP/s for an N×N×N product.", shouldDisplay: false)
 
     @Option(help: "Matrix size.") var size = 2048
-    @Option(help: "BLAS threads.") var threads = 1
+    @Option(help: "Compute threads (the engine's kernels and OpenBLAS).") var threads = 1
     @Option(help: "Timed repetitions.") var repeats = 5
 
     func run() throws {

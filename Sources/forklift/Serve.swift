@@ -17,7 +17,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on; 0 picks a free one (printed at start).") var port = 8080
     @Option(help: "Worker processes (default: the number of cores).") var workers: Int?
-    @Option(help: "BLAS threads per worker.") var threads = 1
+    @Option(help: "Compute threads per worker (the engine's kernels and OpenBLAS).") var threads = 1
     @Option(help: "Requests that may wait per model; past it the answer is 503 with Retry-After.") var maxQueue = 512
     @Option(help: "Seconds a batch may take before its worker is killed and its requests get 504.") var timeout = 30.0
     @Option(help: "Seconds loading the models may take.") var loadTimeout = 300.0
@@ -134,7 +134,7 @@ struct ServeLaunch: Sendable {
         }
         let models = workerPool.metadata
         for model in models { Self.say(Self.describe(model)) }
-        Self.say("workers: \(pool.workers) × \(pool.threads) BLAS thread\(pool.threads == 1 ? "" : "s"), forked from one zygote")
+        Self.say("workers: \(pool.workers) × \(pool.threads) compute thread\(pool.threads == 1 ? "" : "s"), forked from one zygote")
 
         let metrics = ServerMetrics(models: models.map(\.name), registry: registry)
         let http = HTTPServer(

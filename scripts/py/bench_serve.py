@@ -297,7 +297,7 @@ def main():
     if args.check_only:
         return
 
-    print("Forklift: 2 workers × 1 BLAS thread; seed: gunicorn --preload -w 2, onnxruntime 1 thread; one sample per request. "
+    print("Forklift: 2 workers × 1 compute thread; seed: gunicorn --preload -w 2, onnxruntime 1 thread; one sample per request. "
           f"Generator CPU share: forklift bench's CPU time over both cores. Compute-only share at c={top}: samples/s against "
           "the engine's in-process throughput at the mean batch × 2 workers.")
     print("| model | server | body | concurrency | req/s | p50 ms | p99 ms | errors | mean batch | generator CPU share "

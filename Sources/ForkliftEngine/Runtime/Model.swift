@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 
 /// An ONNX model, loaded and prepared once: passes run, kernels built, weights packed. Immutable,
@@ -158,10 +157,4 @@ public struct ModelSummary: Sendable {
         let graph = try ModelReader.read(data: data, baseDirectory: url.deletingLastPathComponent())
         return (graph.inputs, graph.outputs, Counts(graph))
     }
-}
-
-/// OpenBLAS's thread pool, shared by everything in the process.
-public enum BLAS {
-    public static func setThreads(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
-    public static var threads: Int { Int(openblas_get_num_threads()) }
 }

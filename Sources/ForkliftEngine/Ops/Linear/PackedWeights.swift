@@ -38,12 +38,12 @@ struct PackedWeights: @unchecked Sendable {
                     let source = a + kk * lda
                     for row in 0..<m { x[row * k + kk] = source[row] }
                 }
-                PanelKernel.multiply(UnsafePointer(x), ldx: k, m: m, panels: w, n: n, k: k, y, accumulate: accumulate)
+                PanelKernel.multiply(
+                    UnsafePointer(x), ldx: k, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue)
             }
         } else {
-            PanelKernel.multiply(a, ldx: lda, m: m, panels: w, n: n, k: k, y, accumulate: accumulate)
+            PanelKernel.multiply(a, ldx: lda, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue)
         }
-        epilogue.finishRows(y, rows: m, n: n)
     }
 }
 
@@ -57,9 +57,14 @@ struct Epilogue {
 
     /// y[r, j] = act(y[r, j] + bias[j]) in place.
     func finishRows(_ y: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        finish(y, rows: rows, n: n, columns: 0..<n)
+    }
+
+    /// The same for the columns `columns` of every row only.
+    func finish(_ y: UnsafeMutablePointer<Float>, rows: Int, n: Int, columns: Range<Int>) {
         if bias == nil, activation == nil { return }
         let bounds = bounds
-        for row in 0..<rows { finish(y + row * n, from: 0, to: n, bounds: bounds) }
+        for row in 0..<rows { finish(y + row * n, from: columns.lowerBound, to: columns.upperBound, bounds: bounds) }
     }
 
     /// out[j] = act(out[j] + bias[j]) for j in j0..<j1; the branches sit outside the loops so that they vectorise.

@@ -1,3 +1,4 @@
+import CForkliftKernels
 import Foundation
 
 /// Y = X·W for a W packed once into column panels: panel p holds W[0..<K, 16p..<16p+16] as K
@@ -33,21 +34,63 @@ enum PanelKernel {
         }
     }
 
-    /// Y[M, N] (row stride N) = X[M, K] (row stride `ldx`)·W, or Y += X·W when `accumulate`.
+    /// Fewest multiply-adds per thread worth a parallel dispatch: below this the hand-off to a
+    /// pool thread (a few microseconds when it has gone to sleep) costs more than it saves.
+    static let minParallelWork = 1 << 18
+    /// Whether the eight-row AVX-512 kernel may run here (checked once, at first use).
+    static let hasWideRows = forklift_kernels_have_avx512() != 0
+    /// Bytes ahead of the current panel row that the kernels prefetch (64 panel rows).
+    private static let prefetchDistance = 64 * width * MemoryLayout<Float>.size
+
+    /// Y[M, N] (row stride N) = X[M, K] (row stride `ldx`)·W, or Y += X·W when `accumulate`,
+    /// then the epilogue. Panels are split across the engine's threads; each thread finishes its
+    /// own columns while they are still in its cache. `wide` false keeps to the AVX2 kernels
+    /// (what CPUs without AVX-512 run; tests use it to cover them here).
     static func multiply(
         _ x: UnsafePointer<Float>, ldx: Int, m: Int, panels w: UnsafePointer<Float>, n: Int, k: Int,
-        _ y: UnsafeMutablePointer<Float>, accumulate: Bool
+        _ y: UnsafeMutablePointer<Float>, accumulate: Bool, epilogue: Epilogue, wide: Bool = hasWideRows
     ) {
         let panels = (n + width - 1) / width
+        let work = m * k * panels * width
+        let threads = ParallelPool.shared.threads
+        // A few parts per thread, so that a thread that gets its core late leaves less behind.
+        let parts = threads == 1 ? 1 : min(4 * threads, panels, max(1, work / minParallelWork))
+        if parts == 1 {
+            multiply(x, ldx: ldx, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue, wide: wide, range: 0..<panels)
+            return
+        }
+        ParallelPool.shared.run(parts: parts) { part in
+            let range = ParallelPool.slice(panels, parts: parts, part: part)
+            multiply(x, ldx: ldx, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue, wide: wide, range: range)
+        }
+    }
+
+    /// The panels in `range` only: output columns 16·lowerBound ..< min(16·upperBound, N).
+    private static func multiply(
+        _ x: UnsafePointer<Float>, ldx: Int, m: Int, panels w: UnsafePointer<Float>, n: Int, k: Int,
+        _ y: UnsafeMutablePointer<Float>, accumulate: Bool, epilogue: Epilogue, wide: Bool, range: Range<Int>
+    ) {
+        guard !range.isEmpty else { return }
         for m0 in stride(from: 0, to: m, by: rowChunk) {
             let m1 = min(m0 + rowChunk, m)
-            for p in 0..<panels {
+            for p in range {
                 let panel = w + p * k * width
                 let cols = min(width, n - p * width)
                 var row = m0
+                if wide {
+                    while row + 8 <= m1 {
+                        forklift_panel_rows8_avx512(
+                            x + row * ldx, ldx, panel, k, y + row * n + p * width, n, Int32(cols), accumulate ? 1 : 0)
+                        row += 8
+                    }
+                }
                 while row + 4 <= m1 {
                     rows4(x + row * ldx, ldx: ldx, panel, k: k, y + row * n + p * width, ldy: n, cols: cols, accumulate)
                     row += 4
+                }
+                while wide, row < m1 {
+                    forklift_panel_row1_avx512(x + row * ldx, panel, k, y + row * n + p * width, Int32(cols), accumulate ? 1 : 0)
+                    row += 1
                 }
                 while row < m1 {
                     rows1(x + row * ldx, panel, k: k, y + row * n + p * width, cols: cols, accumulate)
@@ -55,6 +98,7 @@ enum PanelKernel {
                 }
             }
         }
+        epilogue.finish(y, rows: m, n: n, columns: (range.lowerBound * width)..<min(range.upperBound * width, n))
     }
 
     @inline(__always)
@@ -75,6 +119,7 @@ enum PanelKernel {
         let x2 = x1 + ldx
         let x3 = x2 + ldx
         for kk in 0..<k {
+            forklift_prefetch(wp + prefetchDistance)
             let w0 = wp.loadUnaligned(as: SIMD8<Float>.self)
             let w1 = wp.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
             wp += 64
@@ -110,6 +155,8 @@ enum PanelKernel {
         var wp = UnsafeRawPointer(panel)
         var kk = 0
         while kk + 2 <= k {
+            forklift_prefetch(wp + prefetchDistance)
+            forklift_prefetch(wp + prefetchDistance + 64)
             let b0 = SIMD8<Float>(repeating: x[kk])
             c0.addProduct(b0, wp.loadUnaligned(as: SIMD8<Float>.self))
             c1.addProduct(b0, wp.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
