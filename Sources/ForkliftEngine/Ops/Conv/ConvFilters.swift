@@ -38,56 +38,166 @@ struct ConvFilters: @unchecked Sendable {
 
     /// Floats of packed B per column block: the block stays in L2 while every panel passes over it.
     static let blockFloats = 1 << 16
+    /// Most of K that one pass of the tile kernel covers: a panel slice (24 bytes a k) and a
+    /// tile slice (64 bytes a k) then fit in L1 together. Larger K goes in balanced slices.
+    static let maxDepth = 256
+    /// Multiply-adds below which a product stays on one thread.
+    static let minParallelWork = 1 << 18
 
     /// Y = act(bias + W_g · B) for group `g` over the columns of `space`; `bias` holds the
     /// group's M/g biases, or is nil.
     ///
-    /// Columns go in blocks, packed into tiles of 16 contiguous columns (K×16 floats each), so
-    /// that the kernel reads B as one sequential stream whatever the input's row stride, and a
-    /// tile can span two images when an image has fewer positions than a multiple of 16 (7×7,
-    /// 14×14). Within a block each panel sweeps the tiles in order: the panel stays in L1 and
-    /// the stores run along 6 output rows, as sgemm's would.
+    /// Columns go in blocks, packed into tiles of 16 contiguous columns, so that the kernel
+    /// reads B as one sequential stream whatever the input's row stride, and a tile can span
+    /// two images when an image has fewer positions than a multiple of 16 (7×7, 14×14). Within
+    /// a block each panel sweeps the tiles in order: the panel stays in L1 and the stores run
+    /// along 6 output rows, as sgemm's would. Threads take column blocks, or panels of a block
+    /// when there are too few blocks.
     func multiply(group g: Int, _ space: ColumnSpace, bias: UnsafePointer<Float>?, activation: Activation?) {
-        let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
         let width = ConvTile.columns
-        let panels = UnsafePointer(storage.floats) + g * panelsPerGroup * k * ConvTile.rows
+        let slices = (k + Self.maxDepth - 1) / Self.maxDepth
+        let depth = (k + slices - 1) / slices
         let columns = space.count
-        let block = min(max(width, Self.blockFloats / k / width * width), (columns + width - 1) / width * width)
+        let block = min(max(width, Self.blockFloats / depth / width * width), (columns + width - 1) / width * width)
+        let blocks = (columns + block - 1) / block
+        let threads = ParallelPool.shared.threads
+        let parallel = threads > 1 && groupOut * k * columns >= Self.minParallelWork
+        // A few parts per thread, so that a thread that gets its core late leaves less behind.
+        let wanted = parallel ? 4 * threads : 1
+        let panelSplit = max(1, min(panelsPerGroup, wanted / blocks))
+        let units = blocks * panelSplit
+        let parts = min(wanted, units)
+        let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
         let rowCount = panelsPerGroup * ConvTile.rows
-        let packed = UnsafeMutablePointer<Float>.allocate(capacity: k * block + rowCount + ConvTile.rows * width + 2)
-        defer { packed.deallocate() }
-        let biases = packed + k * block
-        let staging = biases + rowCount
-        let bounds = staging + ConvTile.rows * width
-        (bounds[0], bounds[1]) = (low, high)
+        let biases = UnsafeMutablePointer<Float>.allocate(capacity: rowCount)
+        defer { biases.deallocate() }
         for r in 0..<rowCount { biases[r] = r < groupOut ? bias?[r] ?? 0 : 0 }
-        var j0 = 0
-        while j0 < columns {
-            let count = min(block, columns - j0)
-            let tiles = (count + width - 1) / width
-            for t in 0..<tiles {
-                space.pack(packed + t * k * width, k: k, columns: (j0 + t * width)..<min(j0 + (t + 1) * width, j0 + count))
+        let pass = BlockPass(
+            filters: self, panels: UnsafePointer(storage.floats) + g * panelsPerGroup * k * ConvTile.rows, space: space,
+            depth: depth, block: block, biases: UnsafePointer(biases), low: low, high: high)
+        let body = { (part: Int) in
+            pass.withBuffers { buffers in
+                for unit in ParallelPool.slice(units, parts: parts, part: part) {
+                    let (b, split) = unit.quotientAndRemainder(dividingBy: panelSplit)
+                    let j0 = b * block
+                    pass.run(
+                        columns: j0..<min(j0 + block, columns), panels: ParallelPool.slice(panelsPerGroup, parts: panelSplit, part: split),
+                        buffers)
+                }
             }
-            for p in 0..<panelsPerGroup {
+        }
+        if parts == 1 {
+            body(0)
+        } else {
+            ParallelPool.shared.run(parts: parts, body)
+        }
+    }
+}
+
+/// One group's product cut into column blocks and depth slices (see `ConvFilters.multiply`).
+private struct BlockPass: @unchecked Sendable {
+    let filters: ConvFilters
+    let panels: UnsafePointer<Float>
+    let space: ColumnSpace
+    /// K per slice, and columns per block.
+    let depth: Int
+    let block: Int
+    /// One bias per panel row, zero past the group's filters.
+    let biases: UnsafePointer<Float>
+    let low: Float
+    let high: Float
+
+    /// A thread's scratch: packed B tiles, an edge tile, the bounds the kernel reads (the
+    /// activation's, and none), zero biases, and with several depth slices the block's partial sums.
+    struct Buffers {
+        var packed: UnsafeMutablePointer<Float>
+        var staging: UnsafeMutablePointer<Float>
+        var bounds: UnsafeMutablePointer<Float>
+        var open: UnsafeMutablePointer<Float>
+        var zeros: UnsafeMutablePointer<Float>
+        var sums: UnsafeMutablePointer<Float>
+    }
+
+    var sliced: Bool { depth < filters.k }
+
+    func withBuffers(_ body: (Buffers) -> Void) {
+        let tile = ConvTile.rows * ConvTile.columns
+        let sumCount = sliced ? filters.panelsPerGroup * ConvTile.rows * block : 0
+        let small = 4 + ConvTile.rows
+        let memory = UnsafeMutablePointer<Float>.allocate(capacity: depth * block + tile + small + sumCount)
+        defer { memory.deallocate() }
+        let bounds = memory + depth * block + tile
+        (bounds[0], bounds[1], bounds[2], bounds[3]) = (low, high, -.infinity, .infinity)
+        (bounds + 4).initialize(repeating: 0, count: ConvTile.rows)
+        body(
+            Buffers(
+                packed: memory, staging: memory + depth * block, bounds: bounds, open: bounds + 2, zeros: bounds + 4,
+                sums: bounds + small))
+    }
+
+    /// Output columns `columns` (one block) for the panels `panels`.
+    func run(columns: Range<Int>, panels: Range<Int>, _ buffers: Buffers) {
+        let k = filters.k
+        let width = ConvTile.columns
+        let tiles = (columns.count + width - 1) / width
+        let groupOut = filters.groupOut
+        guard sliced else {
+            pack(buffers.packed, depth: 0..<k, columns: columns)
+            for p in panels {
                 let row0 = p * ConvTile.rows
-                let panel = panels + p * k * ConvTile.rows
+                let panel = self.panels + p * k * ConvTile.rows
                 let rows = min(ConvTile.rows, groupOut - row0)
                 for t in 0..<tiles {
-                    let c0 = j0 + t * width
-                    let cols = min(width, j0 + count - c0)
-                    let tile = UnsafePointer(packed + t * k * width)
+                    let c0 = columns.lowerBound + t * width
+                    let cols = min(width, columns.upperBound - c0)
+                    let tile = UnsafePointer(buffers.packed + t * k * width)
                     if rows == ConvTile.rows, cols == width, let out = space.output(c0, count: cols) {
                         ConvTile.run(
                             panel: panel, b: tile, k: k, y: out + row0 * space.ldy, ldy: space.ldy, bias: biases + row0,
-                            bounds: bounds)
+                            bounds: buffers.bounds, accumulate: false)
                     } else {
                         // An edge tile: fewer filters or columns than a tile, or two images.
-                        ConvTile.run(panel: panel, b: tile, k: k, y: staging, ldy: width, bias: biases + row0, bounds: bounds)
-                        space.scatter(staging, rows: row0..<(row0 + rows), columns: c0..<(c0 + cols))
+                        ConvTile.run(
+                            panel: panel, b: tile, k: k, y: buffers.staging, ldy: width, bias: biases + row0, bounds: buffers.bounds,
+                            accumulate: false)
+                        space.scatter(
+                            buffers.staging, ld: width, rows: row0..<(row0 + rows), columns: c0..<(c0 + cols), bias: nil, low: -.infinity,
+                            high: .infinity)
                     }
                 }
             }
-            j0 += count
+            return
+        }
+        // Several depth slices: whole tiles of partial sums accumulate in `sums` (rows `block`
+        // apart), and bias and activation apply as they are scattered to Y.
+        var k0 = 0
+        while k0 < k {
+            let kd = min(depth, k - k0)
+            pack(buffers.packed, depth: k0..<(k0 + kd), columns: columns)
+            for p in panels {
+                let panel = self.panels + p * k * ConvTile.rows + k0 * ConvTile.rows
+                let sums = buffers.sums + p * ConvTile.rows * block
+                for t in 0..<tiles {
+                    ConvTile.run(
+                        panel: panel, b: buffers.packed + t * kd * width, k: kd, y: sums + t * width, ldy: block,
+                        bias: buffers.zeros, bounds: buffers.open, accumulate: k0 > 0)
+                }
+            }
+            k0 += kd
+        }
+        let row0 = panels.lowerBound * ConvTile.rows
+        let row1 = min(panels.upperBound * ConvTile.rows, groupOut)
+        space.scatter(
+            buffers.sums + row0 * block, ld: block, rows: row0..<row1, columns: columns, bias: biases + row0, low: low, high: high)
+    }
+
+    /// Packs rows `depth` of B, columns `columns`, into consecutive tiles of `depth.count`×16.
+    private func pack(_ packed: UnsafeMutablePointer<Float>, depth: Range<Int>, columns: Range<Int>) {
+        let width = ConvTile.columns
+        var t = 0
+        for c0 in stride(from: columns.lowerBound, to: columns.upperBound, by: width) {
+            space.pack(packed + t * depth.count * width, depth: depth, columns: c0..<min(c0 + width, columns.upperBound))
+            t += 1
         }
     }
 }
@@ -107,15 +217,17 @@ struct ColumnSpace {
 
     var count: Int { perImage * images }
 
-    /// Copies columns `range` (at most 16) of B's K rows into `tile`, 16 floats per row, zero past the range.
+    /// Copies columns `range` (at most 16) of B's rows `depth` into `tile`, 16 floats per row,
+    /// zero past the range.
     @inline(__always)
-    func pack(_ tile: UnsafeMutablePointer<Float>, k: Int, columns range: Range<Int>) {
+    func pack(_ tile: UnsafeMutablePointer<Float>, depth: Range<Int>, columns range: Range<Int>) {
+        let k = depth.count
         let width = ConvTile.columns
         var c = range.lowerBound
         while c < range.upperBound {
             let (image, j) = c.quotientAndRemainder(dividingBy: perImage)
             let n = min(range.upperBound - c, perImage - j)
-            let source = b + image * bImage + j
+            let source = b + image * bImage + depth.lowerBound * ldb + j
             let dst = tile + (c - range.lowerBound)
             if n == width {
                 for kk in 0..<k {
@@ -143,17 +255,23 @@ struct ColumnSpace {
         return j + count <= perImage ? y + image * yImage + j : nil
     }
 
-    /// Writes `rows` of a 16-column staging tile (rows 16 apart, row 0 = `rows.lowerBound`)
-    /// to columns `columns` of Y, image by image.
-    func scatter(_ staging: UnsafePointer<Float>, rows: Range<Int>, columns: Range<Int>) {
+    /// Y[rows, columns] = clamp(source + bias) (bias nil: + 0), from `source` whose row 0 is
+    /// Y's row `rows.lowerBound` and column 0 Y's column `columns.lowerBound`, rows `ld` apart;
+    /// image by image.
+    func scatter(
+        _ source: UnsafePointer<Float>, ld: Int, rows: Range<Int>, columns: Range<Int>, bias: UnsafePointer<Float>?, low: Float,
+        high: Float
+    ) {
         var c = columns.lowerBound
         while c < columns.upperBound {
             let (image, j) = c.quotientAndRemainder(dividingBy: perImage)
             let n = min(columns.upperBound - c, perImage - j)
             let out = y + image * yImage + j
             for r in rows {
-                let (from, to) = (staging + (r - rows.lowerBound) * ConvTile.columns + (c - columns.lowerBound), out + r * ldy)
-                for i in 0..<n { to[i] = from[i] }
+                let row = r - rows.lowerBound
+                let (from, to) = (source + row * ld + (c - columns.lowerBound), out + r * ldy)
+                let b = bias?[row] ?? 0
+                for i in 0..<n { to[i] = Swift.min(Swift.max(from[i] + b, low), high) }
             }
             c += n
         }

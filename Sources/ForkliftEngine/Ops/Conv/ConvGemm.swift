@@ -41,8 +41,7 @@ struct ConvGemm {
         var rowsPerChunk = max(Self.chunkBudget / (k * outW), (Self.minColumns + outW - 1) / outW, 1)
         var imagesPerChunk = 1
         if rowsPerChunk >= rowsPerImage {
-            // Packed filters are not repacked per call, so their chunks need not span images.
-            if packed == nil { imagesPerChunk = min(batch, max(1, rowsPerChunk / rowsPerImage)) }
+            imagesPerChunk = min(batch, max(1, rowsPerChunk / rowsPerImage))
             rowsPerChunk = rowsPerImage
         }
         let chunkColumns = imagesPerChunk * rowsPerChunk * outW
@@ -52,7 +51,7 @@ struct ConvGemm {
         defer { columns.deallocate() }
         // A chunk that spans images computes into a staging matrix, then scatters per image.
         let staging: UnsafeMutablePointer<Float>? =
-            imagesPerChunk > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: groupOut * chunkColumns) : nil
+            imagesPerChunk > 1 && packed == nil ? UnsafeMutablePointer<Float>.allocate(capacity: groupOut * chunkColumns) : nil
         defer { staging?.deallocate() }
 
         var n0 = 0
@@ -71,9 +70,10 @@ struct ConvGemm {
                     let filters = weight + g * groupOut * k
                     let groupBias = bias.map { $0 + g * groupOut }
                     if let packed {
+                        // Packed filters write each image's columns in place, with no staging.
                         let space = ColumnSpace(
-                            b: columns, ldb: cols, bImage: 0, y: y + (n0 * outChannels + g * groupOut) * outVolume + r0 * outW,
-                            ldy: outVolume, yImage: 0, perImage: cols, images: 1)
+                            b: columns, ldb: cols, bImage: perImage, y: y + (n0 * outChannels + g * groupOut) * outVolume + r0 * outW,
+                            ldy: outVolume, yImage: outChannels * outVolume, perImage: perImage, images: images)
                         packed.multiply(group: g, space, bias: groupBias, activation: activation)
                     } else if let staging {
                         cblas_sgemm(

@@ -8,8 +8,9 @@ enum ConvTile {
     static let rows = 6
     static let columns = 16
 
-    /// Stores all 6×16 results into `y` (rows `ldy` apart); callers with an edge tile pass a
-    /// staging tile and copy out what exists. `bias` holds 6 floats, `bounds` the activation's
+    /// Stores all 6×16 results into `y` (rows `ldy` apart), or adds the product to what `y`
+    /// holds when `accumulate`; callers with an edge tile pass a staging tile and copy out what
+    /// exists. `bias` holds 6 floats, `bounds` the activation's
     /// low and high (±∞ without one).
     ///
     /// The loop needs 15 of the 16 vector registers, so nothing else may stay live across it:
@@ -19,7 +20,7 @@ enum ConvTile {
     @inline(never)
     static func run(
         panel: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
-        bias: UnsafePointer<Float>, bounds: UnsafePointer<Float>
+        bias: UnsafePointer<Float>, bounds: UnsafePointer<Float>, accumulate: Bool
     ) {
         // A SIMD16 is two AVX2 registers: each row is two accumulators.
         var c0 = SIMD16<Float>()
@@ -28,6 +29,16 @@ enum ConvTile {
         var c3 = c0
         var c4 = c0
         var c5 = c0
+        if accumulate {
+            let row = UnsafeRawPointer(y)
+            let step = ldy * MemoryLayout<Float>.stride
+            c0 = row.loadUnaligned(as: SIMD16<Float>.self)
+            c1 = row.loadUnaligned(fromByteOffset: step, as: SIMD16<Float>.self)
+            c2 = row.loadUnaligned(fromByteOffset: 2 * step, as: SIMD16<Float>.self)
+            c3 = row.loadUnaligned(fromByteOffset: 3 * step, as: SIMD16<Float>.self)
+            c4 = row.loadUnaligned(fromByteOffset: 4 * step, as: SIMD16<Float>.self)
+            c5 = row.loadUnaligned(fromByteOffset: 5 * step, as: SIMD16<Float>.self)
+        }
         var a = panel
         var bp = UnsafeRawPointer(b)
         for _ in 0..<k {
