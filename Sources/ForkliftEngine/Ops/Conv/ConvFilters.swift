@@ -59,13 +59,17 @@ struct ConvFilters: @unchecked Sendable {
         let slices = (k + Self.maxDepth - 1) / Self.maxDepth
         let depth = (k + slices - 1) / slices
         let columns = space.count
-        let block = min(max(width, Self.blockFloats / depth / width * width), (columns + width - 1) / width * width)
-        let blocks = (columns + block - 1) / block
         let threads = ParallelPool.shared.threads
         let parallel = threads > 1 && groupOut * k * columns >= Self.minParallelWork
         // A few parts per thread, so that a thread that gets its core late leaves less behind.
         let wanted = parallel ? 4 * threads : 1
-        let panelSplit = max(1, min(panelsPerGroup, wanted / blocks))
+        var block = min(max(width, Self.blockFloats / depth / width * width), (columns + width - 1) / width * width)
+        if parallel {
+            // Narrower blocks rather than split panels: each part packs its own block of B.
+            block = min(block, max(4 * width, (columns + wanted * width - 1) / (wanted * width) * width))
+        }
+        let blocks = (columns + block - 1) / block
+        let panelSplit = blocks >= threads ? 1 : min(panelsPerGroup, threads)
         let units = blocks * panelSplit
         let parts = min(wanted, units)
         let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
