@@ -54,6 +54,8 @@ import Testing
         Case(channels: 6, filters: 14, inH: 8, inW: 8, kernel: 3, stride: 1, pad: 1, group: 2),
         Case(channels: 2, filters: 5, inH: 13, inW: 5, kernel: 5, stride: 3, pad: 2, activation: .relu),
         Case(batch: 3, channels: 17, filters: 6, inH: 4, inW: 3, kernel: 2),
+        // Constant W with a spatial kernel and K above 512 stays unpacked, for sgemm.
+        Case(channels: 60, filters: 7, inH: 5, inW: 6, kernel: 3, pad: 1, activation: .relu),
         // W at run time: sgemm.
         Case(channels: 17, filters: 13, inH: 3, inW: 11, activation: .relu, constantWeight: false),
         Case(channels: 3, filters: 8, inH: 9, inW: 9, kernel: 3, stride: 2, pad: 1, constantWeight: false),

@@ -12,6 +12,20 @@ struct ConvFilters: @unchecked Sendable {
     /// Owns the panels.
     let storage: Tensor
 
+    /// Most K of a convolution with a spatial kernel (im2col) that gets packed filters. Above
+    /// it (ResNet-18's 3×3 layers, K = 576…4608) the tiles measured no faster than sgemm, so W
+    /// stays as it is for sgemm: held once, and fast in unoptimized (test) builds too.
+    static let maxIm2colDepth = 512
+
+    /// Whether constant filters W [M, C/g, k…] are worth packing: not depthwise (one input
+    /// channel per group: `Depthwise` reads W as it is), and 1×1 or K at most `maxIm2colDepth`.
+    static func applies(to weight: Tensor, group: Int) -> Bool {
+        guard weight.rank >= 3 else { return false }
+        if weight.shape[1] == 1, group > 1 { return false }
+        let volume = weight.shape.dropFirst(2).reduce(1, *)
+        return volume == 1 || weight.shape[1] * volume <= maxIm2colDepth
+    }
+
     init?(_ weight: Tensor, group: Int) {
         guard weight.dtype == .float32, weight.rank >= 3, group >= 1, weight.shape[0] % group == 0 else { return nil }
         let k = weight.shape.dropFirst().reduce(1, *)

@@ -3,7 +3,8 @@ import COpenBLAS
 /// The im2col + GEMM path of Conv, worked in chunks of output rows so that the column matrix
 /// stays in the L2 cache between im2col writing it and sgemm packing it. When one image has
 /// few output positions (the deep layers of a ResNet), a chunk spans several images instead,
-/// so that sgemm packs the (large) weight matrix once for several images rather than once each.
+/// so that sgemm packs the (large) weight matrix once for several images rather than once each
+/// (and packed filters, `ConvFilters`, stream from memory once per chunk).
 struct ConvGemm {
     let window: Window
     let batch: Int

@@ -2,16 +2,18 @@ import COpenBLAS
 import Foundation
 
 /// Conv over float32 NCHW (1 to 3 spatial dimensions). Three paths: a 1×1 stride-1 unpadded
-/// convolution is a GEMM on the input as it lies; a depthwise convolution (one input channel per
-/// group) is a direct loop; everything else is im2col followed by one GEMM per image and group.
-/// The weights [M, C/g, k…] are already g contiguous [M/g, C/g·k…] matrices, so they need no packing.
+/// convolution is a product with the input as it lies; a depthwise convolution (one input channel
+/// per group) is a direct loop; everything else is im2col followed by a product per chunk and
+/// group. Constant weights are packed at load for `ConvTile` (`ConvFilters`); weights computed at
+/// run time, [M, C/g, k…], are already g contiguous [M/g, C/g·k…] matrices for sgemm.
 struct ConvKernel: Kernel {
     let window: WindowAttributes
     let group: Int
     let activation: Activation?
-    /// The weights when constant, kept so that the session can drop its own reference.
+    /// The weights when constant and not packed, kept so that the session can drop its own reference.
     let constantWeight: Tensor?
-    /// The constant weights packed for `ConvTile` (nil when W is computed at run time).
+    /// The constant weights packed for `ConvTile`, when `ConvFilters.applies`; then W itself is
+    /// never read (the model drops its data).
     let filters: ConvFilters?
 
     static func make(_ ctx: NodeContext) throws(KernelError) -> any Kernel {
@@ -21,10 +23,14 @@ struct ConvKernel: Kernel {
         guard group >= 1 else { throw .invalid("attribute 'group' = \(group) must be positive") }
         let weight = ctx.constant(1)
         if let weight, weight.dtype != .float32 { throw .unsupported("input W has dtype \(weight.dtype)") }
+        let filters = weight.flatMap { w in ConvFilters.applies(to: w, group: group) ? ConvFilters(w, group: group) : nil }
         return ConvKernel(
-            window: try WindowAttributes(ctx), group: group, activation: ctx.fusedActivation, constantWeight: weight,
-            filters: weight.flatMap { ConvFilters($0, group: group) })
+            window: try WindowAttributes(ctx), group: group, activation: ctx.fusedActivation,
+            constantWeight: filters == nil ? weight : nil, filters: filters)
     }
+
+    /// Packed filters are all a run reads of W; the model then keeps only W's shape.
+    var absorbedInputs: [Int] { filters == nil ? [] : [1] }
 
     /// Validated sizes of one run.
     struct Plan {
@@ -76,6 +82,7 @@ struct ConvKernel: Kernel {
 
     func run(_ inputs: [Tensor], _ outputs: [Tensor]) throws(KernelError) {
         let plan = try plan(inputs.map(\.type))
+        // A data-less placeholder when `filters` absorbed W: then only the packed paths below run.
         let weight = (constantWeight ?? inputs[1]).floats
         let bias: UnsafeMutablePointer<Float>? = inputs.count > 2 && !inputs[2].isAbsent ? inputs[2].floats : nil
         let x = inputs[0].floats
