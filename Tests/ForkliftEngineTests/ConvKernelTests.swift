@@ -46,7 +46,7 @@ import Testing
         Case(batch: 1, channels: 17, filters: 7, inH: 64, inW: 65),
         // K above 384: depth slices accumulate partial sums (and straddle images: 7×7).
         Case(channels: 400, filters: 13, inH: 7, inW: 7, activation: .clip(min: 0, max: 6)),
-        Case(batch: 3, channels: 45, filters: 20, inH: 9, inW: 6, kernel: 3, pad: 1, activation: .relu),
+        Case(batch: 3, channels: 400, filters: 20, inH: 9, inW: 6, kernel: 1, stride: 2, activation: .relu),
         // im2col chunks: kernels, strides, pads, groups.
         Case(channels: 3, filters: 8, inH: 9, inW: 9, kernel: 3, stride: 2, pad: 1, activation: .clip(min: 0, max: 6)),
         Case(channels: 5, filters: 7, inH: 6, inW: 11, kernel: 3, pad: 1, bias: false),
@@ -54,7 +54,7 @@ import Testing
         Case(channels: 6, filters: 14, inH: 8, inW: 8, kernel: 3, stride: 1, pad: 1, group: 2),
         Case(channels: 2, filters: 5, inH: 13, inW: 5, kernel: 5, stride: 3, pad: 2, activation: .relu),
         Case(batch: 3, channels: 17, filters: 6, inH: 4, inW: 3, kernel: 2),
-        // Constant W with a spatial kernel and K above 512 stays unpacked, for sgemm.
+        // Constant W with a spatial kernel and K above 128 stays unpacked, for sgemm.
         Case(channels: 60, filters: 7, inH: 5, inW: 6, kernel: 3, pad: 1, activation: .relu),
         // W at run time: sgemm.
         Case(channels: 17, filters: 13, inH: 3, inW: 11, activation: .relu, constantWeight: false),

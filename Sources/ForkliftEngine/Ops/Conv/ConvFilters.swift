@@ -13,9 +13,11 @@ struct ConvFilters: @unchecked Sendable {
     let storage: Tensor
 
     /// Most K of a convolution with a spatial kernel (im2col) that gets packed filters. Above
-    /// it (ResNet-18's 3×3 layers, K = 576…4608) the tiles measured no faster than sgemm, so W
-    /// stays as it is for sgemm: held once, and fast in unoptimized (test) builds too.
-    static let maxIm2colDepth = 512
+    /// it W stays as it is, for sgemm: ResNet-18's 3×3 layers (K = 576…4608) measured no faster
+    /// on the tiles. Its 7×7 stem (K = 147) did (about 1.2× at batch 8), but the tiles are
+    /// Swift, ~100× slower in an unoptimized build, where the stem alone then took 2 s a sample
+    /// and the test suite's ResNet-18 pool missed its deadline; EfficientNet's stem (K = 27) stays.
+    static let maxIm2colDepth = 128
 
     /// Whether constant filters W [M, C/g, k…] are worth packing: not depthwise (one input
     /// channel per group: `Depthwise` reads W as it is), and 1×1 or K at most `maxIm2colDepth`.
