@@ -3,7 +3,8 @@ import COpenBLAS
 /// The im2col + GEMM path of Conv, worked in chunks of output rows so that the column matrix
 /// stays in the L2 cache between im2col writing it and sgemm packing it. When one image has
 /// few output positions (the deep layers of a ResNet), a chunk spans several images instead,
-/// so that sgemm packs the (large) weight matrix once for several images rather than once each.
+/// so that sgemm packs the (large) weight matrix once for several images rather than once each
+/// (and packed filters, `ConvFilters`, stream from memory once per chunk).
 struct ConvGemm {
     let window: Window
     let batch: Int
@@ -18,8 +19,8 @@ struct ConvGemm {
     static let minColumns = 384
 
     func run(
-        x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
-        y: UnsafeMutablePointer<Float>, activation: Activation?
+        x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>, packed: ConvFilters?,
+        bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, activation: Activation?
     ) throws(KernelError) {
         let w = window
         let groupIn = inChannels / group
@@ -51,7 +52,7 @@ struct ConvGemm {
         defer { columns.deallocate() }
         // A chunk that spans images computes into a staging matrix, then scatters per image.
         let staging: UnsafeMutablePointer<Float>? =
-            imagesPerChunk > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: groupOut * chunkColumns) : nil
+            imagesPerChunk > 1 && packed == nil ? UnsafeMutablePointer<Float>.allocate(capacity: groupOut * chunkColumns) : nil
         defer { staging?.deallocate() }
 
         var n0 = 0
@@ -69,7 +70,13 @@ struct ConvGemm {
                     }
                     let filters = weight + g * groupOut * k
                     let groupBias = bias.map { $0 + g * groupOut }
-                    if let staging {
+                    if let packed {
+                        // Packed filters write each image's columns in place, with no staging.
+                        let space = ColumnSpace(
+                            b: columns, ldb: cols, bImage: perImage, y: y + (n0 * outChannels + g * groupOut) * outVolume + r0 * outW,
+                            ldy: outVolume, yImage: outChannels * outVolume, perImage: perImage, images: images)
+                        packed.multiply(group: g, space, bias: groupBias, activation: activation)
+                    } else if let staging {
                         cblas_sgemm(
                             CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(groupOut), Int32(cols), Int32(k), 1,
                             filters, Int32(k), columns, Int32(cols), 0, staging, Int32(cols))

@@ -2,15 +2,19 @@ import COpenBLAS
 import Foundation
 
 /// Conv over float32 NCHW (1 to 3 spatial dimensions). Three paths: a 1×1 stride-1 unpadded
-/// convolution is a GEMM on the input as it lies; a depthwise convolution (one input channel per
-/// group) is a direct loop; everything else is im2col followed by one GEMM per image and group.
-/// The weights [M, C/g, k…] are already g contiguous [M/g, C/g·k…] matrices, so they need no packing.
+/// convolution is a product with the input as it lies; a depthwise convolution (one input channel
+/// per group) is a direct loop; everything else is im2col followed by a product per chunk and
+/// group. Constant weights are packed at load for `ConvTile` (`ConvFilters`); weights computed at
+/// run time, [M, C/g, k…], are already g contiguous [M/g, C/g·k…] matrices for sgemm.
 struct ConvKernel: Kernel {
     let window: WindowAttributes
     let group: Int
     let activation: Activation?
-    /// The weights when constant, kept so that the session can drop its own reference.
+    /// The weights when constant and not packed, kept so that the session can drop its own reference.
     let constantWeight: Tensor?
+    /// The constant weights packed for `ConvTile`, when `ConvFilters.applies`; then W itself is
+    /// never read (the model drops its data).
+    let filters: ConvFilters?
 
     static func make(_ ctx: NodeContext) throws(KernelError) -> any Kernel {
         try ctx.expect(inputs: 2...3)
@@ -19,8 +23,14 @@ struct ConvKernel: Kernel {
         guard group >= 1 else { throw .invalid("attribute 'group' = \(group) must be positive") }
         let weight = ctx.constant(1)
         if let weight, weight.dtype != .float32 { throw .unsupported("input W has dtype \(weight.dtype)") }
-        return ConvKernel(window: try WindowAttributes(ctx), group: group, activation: ctx.fusedActivation, constantWeight: weight)
+        let filters = weight.flatMap { w in ConvFilters.applies(to: w, group: group) ? ConvFilters(w, group: group) : nil }
+        return ConvKernel(
+            window: try WindowAttributes(ctx), group: group, activation: ctx.fusedActivation,
+            constantWeight: filters == nil ? weight : nil, filters: filters)
     }
+
+    /// Packed filters are all a run reads of W; the model then keeps only W's shape.
+    var absorbedInputs: [Int] { filters == nil ? [] : [1] }
 
     /// Validated sizes of one run.
     struct Plan {
@@ -72,6 +82,7 @@ struct ConvKernel: Kernel {
 
     func run(_ inputs: [Tensor], _ outputs: [Tensor]) throws(KernelError) {
         let plan = try plan(inputs.map(\.type))
+        // A data-less placeholder when `filters` absorbed W: then only the packed paths below run.
         let weight = (constantWeight ?? inputs[1]).floats
         let bias: UnsafeMutablePointer<Float>? = inputs.count > 2 && !inputs[2].isAbsent ? inputs[2].floats : nil
         let x = inputs[0].floats
@@ -93,7 +104,19 @@ struct ConvKernel: Kernel {
         let pointwise = w.kernel == SIMD3(1, 1, 1) && w.stride == SIMD3(1, 1, 1) && w.padBegin == .zero && w.padEnd == .zero
         if !pointwise {
             try ConvGemm(window: w, batch: plan.batch, inChannels: plan.inChannels, outChannels: plan.outChannels, group: group)
-                .run(x: x, weight: weight, bias: bias, y: y, activation: activation)
+                .run(x: x, weight: weight, packed: filters, bias: bias, y: y, activation: activation)
+            return
+        }
+        if let filters, filters.k == groupIn {
+            // The input's channel planes are B as they lie: no im2col, and the images of the
+            // batch are one run of columns.
+            for g in 0..<group {
+                let space = ColumnSpace(
+                    b: x + g * groupIn * inVolume, ldb: inVolume, bImage: plan.inChannels * inVolume,
+                    y: y + g * groupOut * outVolume, ldy: outVolume, yImage: plan.outChannels * outVolume, perImage: outVolume,
+                    images: plan.batch)
+                filters.multiply(group: g, space, bias: bias.map { $0 + g * groupOut }, activation: activation)
+            }
             return
         }
         // A pointwise convolution multiplies the weights by each image's [C, H·W] as it lies.

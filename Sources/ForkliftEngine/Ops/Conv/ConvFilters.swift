@@ -1,0 +1,300 @@
+/// Constant Conv filters W [M, C/g, k…] packed once at load into panels of `ConvTile.rows`
+/// output channels, so that a run multiplies them by the input (or its im2col chunk) with
+/// `ConvTile` and never repacks them, as sgemm does on every call.
+///
+/// Panel p of group g holds filters g·M/g + 6p ..< +6 as K consecutive runs of 6 floats
+/// (K = C/g·kernel volume), zero past the group's last filter.
+struct ConvFilters: @unchecked Sendable {
+    let group: Int
+    let groupOut: Int
+    let k: Int
+    let panelsPerGroup: Int
+    /// Owns the panels.
+    let storage: Tensor
+
+    /// Most K of a convolution with a spatial kernel (im2col) that gets packed filters. Above
+    /// it W stays as it is, for sgemm: ResNet-18's 3×3 layers (K = 576…4608) measured no faster
+    /// on the tiles. Its 7×7 stem (K = 147) did (about 1.2× at batch 8), but the tiles are
+    /// Swift, ~100× slower in an unoptimized build, where the stem alone then took 2 s a sample
+    /// and the test suite's ResNet-18 pool missed its deadline; EfficientNet's stem (K = 27) stays.
+    static let maxIm2colDepth = 128
+
+    /// Whether constant filters W [M, C/g, k…] are worth packing: not depthwise (one input
+    /// channel per group: `Depthwise` reads W as it is), and 1×1 or K at most `maxIm2colDepth`.
+    static func applies(to weight: Tensor, group: Int) -> Bool {
+        guard weight.rank >= 3 else { return false }
+        if weight.shape[1] == 1, group > 1 { return false }
+        let volume = weight.shape.dropFirst(2).reduce(1, *)
+        return volume == 1 || weight.shape[1] * volume <= maxIm2colDepth
+    }
+
+    init?(_ weight: Tensor, group: Int) {
+        guard weight.dtype == .float32, weight.rank >= 3, group >= 1, weight.shape[0] % group == 0 else { return nil }
+        let k = weight.shape.dropFirst().reduce(1, *)
+        let groupOut = weight.shape[0] / group
+        guard k > 0, groupOut > 0 else { return nil }
+        self.group = group
+        self.groupOut = groupOut
+        self.k = k
+        panelsPerGroup = (groupOut + ConvTile.rows - 1) / ConvTile.rows
+        storage = Tensor(dtype: .float32, shape: [group * panelsPerGroup * k * ConvTile.rows])
+        let w = weight.floats
+        let dst = storage.floats
+        for g in 0..<group {
+            for p in 0..<panelsPerGroup {
+                let panel = dst + (g * panelsPerGroup + p) * k * ConvTile.rows
+                for r in 0..<ConvTile.rows {
+                    let filter = p * ConvTile.rows + r
+                    let source = w + (g * groupOut + filter) * k
+                    for kk in 0..<k { panel[kk * ConvTile.rows + r] = filter < groupOut ? source[kk] : 0 }
+                }
+            }
+        }
+    }
+
+    /// Floats of packed B per column block: the block stays in L2 while every panel passes over it.
+    static let blockFloats = 1 << 16
+    /// Most of K that one pass of the tile kernel covers: a panel slice (24 bytes a k) and a
+    /// tile slice (64 bytes a k) then about fill L1 (32 KiB). Larger K goes in balanced slices,
+    /// at the cost of a pass over partial sums; 384 keeps EfficientNet's K = 320 in one pass.
+    static let maxDepth = 384
+    /// Multiply-adds below which a product stays on one thread.
+    static let minParallelWork = 1 << 18
+
+    /// Y = act(bias + W_g · B) for group `g` over the columns of `space`; `bias` holds the
+    /// group's M/g biases, or is nil.
+    ///
+    /// Columns go in blocks, packed into tiles of 16 contiguous columns, so that the kernel
+    /// reads B as one sequential stream whatever the input's row stride, and a tile can span
+    /// two images when an image has fewer positions than a multiple of 16 (7×7, 14×14). Within
+    /// a block each panel sweeps the tiles in order: the panel stays in L1 and the stores run
+    /// along 6 output rows, as sgemm's would. Threads take column blocks, or panels of a block
+    /// when there are too few blocks.
+    func multiply(group g: Int, _ space: ColumnSpace, bias: UnsafePointer<Float>?, activation: Activation?) {
+        let width = ConvTile.columns
+        let slices = (k + Self.maxDepth - 1) / Self.maxDepth
+        let depth = (k + slices - 1) / slices
+        let columns = space.count
+        let threads = ParallelPool.shared.threads
+        let parallel = threads > 1 && groupOut * k * columns >= Self.minParallelWork
+        // A few parts per thread, so that a thread that gets its core late leaves less behind.
+        let wanted = parallel ? 4 * threads : 1
+        var block = min(max(width, Self.blockFloats / depth / width * width), (columns + width - 1) / width * width)
+        if parallel {
+            // Narrower blocks rather than split panels: each part packs its own block of B.
+            block = min(block, max(4 * width, (columns + wanted * width - 1) / (wanted * width) * width))
+        }
+        let blocks = (columns + block - 1) / block
+        let panelSplit = blocks >= threads ? 1 : min(panelsPerGroup, threads)
+        let units = blocks * panelSplit
+        let parts = min(wanted, units)
+        let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
+        let rowCount = panelsPerGroup * ConvTile.rows
+        let biases = UnsafeMutablePointer<Float>.allocate(capacity: rowCount)
+        defer { biases.deallocate() }
+        for r in 0..<rowCount { biases[r] = r < groupOut ? bias?[r] ?? 0 : 0 }
+        let pass = BlockPass(
+            filters: self, panels: UnsafePointer(storage.floats) + g * panelsPerGroup * k * ConvTile.rows, space: space,
+            depth: depth, block: block, biases: UnsafePointer(biases), low: low, high: high)
+        let body = { (part: Int) in
+            pass.withBuffers { buffers in
+                for unit in ParallelPool.slice(units, parts: parts, part: part) {
+                    let (b, split) = unit.quotientAndRemainder(dividingBy: panelSplit)
+                    let j0 = b * block
+                    pass.run(
+                        columns: j0..<min(j0 + block, columns), panels: ParallelPool.slice(panelsPerGroup, parts: panelSplit, part: split),
+                        buffers)
+                }
+            }
+        }
+        if parts == 1 {
+            body(0)
+        } else {
+            ParallelPool.shared.run(parts: parts, body)
+        }
+    }
+}
+
+/// One group's product cut into column blocks and depth slices (see `ConvFilters.multiply`).
+private struct BlockPass: @unchecked Sendable {
+    let filters: ConvFilters
+    let panels: UnsafePointer<Float>
+    let space: ColumnSpace
+    /// K per slice, and columns per block.
+    let depth: Int
+    let block: Int
+    /// One bias per panel row, zero past the group's filters.
+    let biases: UnsafePointer<Float>
+    let low: Float
+    let high: Float
+
+    /// A thread's scratch: packed B tiles, an edge tile, the bounds the kernel reads (the
+    /// activation's, and none), zero biases, and with several depth slices the block's partial sums.
+    struct Buffers {
+        var packed: UnsafeMutablePointer<Float>
+        var staging: UnsafeMutablePointer<Float>
+        var bounds: UnsafeMutablePointer<Float>
+        var open: UnsafeMutablePointer<Float>
+        var zeros: UnsafeMutablePointer<Float>
+        var sums: UnsafeMutablePointer<Float>
+    }
+
+    var sliced: Bool { depth < filters.k }
+
+    func withBuffers(_ body: (Buffers) -> Void) {
+        let tile = ConvTile.rows * ConvTile.columns
+        let sumCount = sliced ? filters.panelsPerGroup * ConvTile.rows * block : 0
+        let small = 4 + ConvTile.rows
+        let memory = UnsafeMutablePointer<Float>.allocate(capacity: depth * block + tile + small + sumCount)
+        defer { memory.deallocate() }
+        let bounds = memory + depth * block + tile
+        (bounds[0], bounds[1], bounds[2], bounds[3]) = (low, high, -.infinity, .infinity)
+        (bounds + 4).initialize(repeating: 0, count: ConvTile.rows)
+        body(
+            Buffers(
+                packed: memory, staging: memory + depth * block, bounds: bounds, open: bounds + 2, zeros: bounds + 4,
+                sums: bounds + small))
+    }
+
+    /// Output columns `columns` (one block) for the panels `panels`.
+    func run(columns: Range<Int>, panels: Range<Int>, _ buffers: Buffers) {
+        let k = filters.k
+        let width = ConvTile.columns
+        let tiles = (columns.count + width - 1) / width
+        let groupOut = filters.groupOut
+        guard sliced else {
+            pack(buffers.packed, depth: 0..<k, columns: columns)
+            for p in panels {
+                let row0 = p * ConvTile.rows
+                let panel = self.panels + p * k * ConvTile.rows
+                let rows = min(ConvTile.rows, groupOut - row0)
+                for t in 0..<tiles {
+                    let c0 = columns.lowerBound + t * width
+                    let cols = min(width, columns.upperBound - c0)
+                    let tile = UnsafePointer(buffers.packed + t * k * width)
+                    if rows == ConvTile.rows, cols == width, let out = space.output(c0, count: cols) {
+                        ConvTile.run(
+                            panel: panel, b: tile, k: k, y: out + row0 * space.ldy, ldy: space.ldy, bias: biases + row0,
+                            bounds: buffers.bounds, accumulate: false)
+                    } else {
+                        // An edge tile: fewer filters or columns than a tile, or two images.
+                        ConvTile.run(
+                            panel: panel, b: tile, k: k, y: buffers.staging, ldy: width, bias: biases + row0, bounds: buffers.bounds,
+                            accumulate: false)
+                        space.scatter(
+                            buffers.staging, ld: width, rows: row0..<(row0 + rows), columns: c0..<(c0 + cols), bias: nil, low: -.infinity,
+                            high: .infinity)
+                    }
+                }
+            }
+            return
+        }
+        // Several depth slices: whole tiles of partial sums accumulate in `sums` (rows `block`
+        // apart), and bias and activation apply as they are scattered to Y.
+        var k0 = 0
+        while k0 < k {
+            let kd = min(depth, k - k0)
+            pack(buffers.packed, depth: k0..<(k0 + kd), columns: columns)
+            for p in panels {
+                let panel = self.panels + p * k * ConvTile.rows + k0 * ConvTile.rows
+                let sums = buffers.sums + p * ConvTile.rows * block
+                for t in 0..<tiles {
+                    ConvTile.run(
+                        panel: panel, b: buffers.packed + t * kd * width, k: kd, y: sums + t * width, ldy: block,
+                        bias: buffers.zeros, bounds: buffers.open, accumulate: k0 > 0)
+                }
+            }
+            k0 += kd
+        }
+        let row0 = panels.lowerBound * ConvTile.rows
+        let row1 = min(panels.upperBound * ConvTile.rows, groupOut)
+        space.scatter(
+            buffers.sums + row0 * block, ld: block, rows: row0..<row1, columns: columns, bias: biases + row0, low: low, high: high)
+    }
+
+    /// Packs rows `depth` of B, columns `columns`, into consecutive tiles of `depth.count`×16.
+    private func pack(_ packed: UnsafeMutablePointer<Float>, depth: Range<Int>, columns: Range<Int>) {
+        let width = ConvTile.columns
+        var t = 0
+        for c0 in stride(from: columns.lowerBound, to: columns.upperBound, by: width) {
+            space.pack(packed + t * depth.count * width, depth: depth, columns: c0..<min(c0 + width, columns.upperBound))
+            t += 1
+        }
+    }
+}
+
+/// The columns of a convolution's product: `images` runs of `perImage` columns. Column
+/// `i·perImage + j` reads B rows at `b + i·bImage + j` (rows `ldb` apart) and writes Y rows at
+/// `y + i·yImage + j` (rows `ldy` apart).
+struct ColumnSpace {
+    var b: UnsafePointer<Float>
+    var ldb: Int
+    var bImage: Int
+    var y: UnsafeMutablePointer<Float>
+    var ldy: Int
+    var yImage: Int
+    var perImage: Int
+    var images: Int
+
+    var count: Int { perImage * images }
+
+    /// Copies columns `range` (at most 16) of B's rows `depth` into `tile`, 16 floats per row,
+    /// zero past the range.
+    @inline(__always)
+    func pack(_ tile: UnsafeMutablePointer<Float>, depth: Range<Int>, columns range: Range<Int>) {
+        let k = depth.count
+        let width = ConvTile.columns
+        var c = range.lowerBound
+        while c < range.upperBound {
+            let (image, j) = c.quotientAndRemainder(dividingBy: perImage)
+            let n = min(range.upperBound - c, perImage - j)
+            let source = b + image * bImage + depth.lowerBound * ldb + j
+            let dst = tile + (c - range.lowerBound)
+            if n == width {
+                for kk in 0..<k {
+                    UnsafeMutableRawPointer(dst + kk * width).storeBytes(
+                        of: UnsafeRawPointer(source + kk * ldb).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                }
+            } else {
+                for kk in 0..<k {
+                    let (from, to) = (source + kk * ldb, dst + kk * width)
+                    for i in 0..<n { to[i] = from[i] }
+                }
+            }
+            c += n
+        }
+        let filled = range.count
+        if filled < width {
+            for kk in 0..<k { (tile + kk * width + filled).update(repeating: 0, count: width - filled) }
+        }
+    }
+
+    /// Where columns `c0 ..< c0 + count` start in Y when they lie in one image, else nil.
+    @inline(__always)
+    func output(_ c0: Int, count: Int) -> UnsafeMutablePointer<Float>? {
+        let (image, j) = c0.quotientAndRemainder(dividingBy: perImage)
+        return j + count <= perImage ? y + image * yImage + j : nil
+    }
+
+    /// Y[rows, columns] = clamp(source + bias) (bias nil: + 0), from `source` whose row 0 is
+    /// Y's row `rows.lowerBound` and column 0 Y's column `columns.lowerBound`, rows `ld` apart;
+    /// image by image.
+    func scatter(
+        _ source: UnsafePointer<Float>, ld: Int, rows: Range<Int>, columns: Range<Int>, bias: UnsafePointer<Float>?, low: Float,
+        high: Float
+    ) {
+        var c = columns.lowerBound
+        while c < columns.upperBound {
+            let (image, j) = c.quotientAndRemainder(dividingBy: perImage)
+            let n = min(columns.upperBound - c, perImage - j)
+            let out = y + image * yImage + j
+            for r in rows {
+                let row = r - rows.lowerBound
+                let (from, to) = (source + row * ld + (c - columns.lowerBound), out + r * ldy)
+                let b = bias?[row] ?? 0
+                for i in 0..<n { to[i] = Swift.min(Swift.max(from[i] + b, low), high) }
+            }
+            c += n
+        }
+    }
+}
