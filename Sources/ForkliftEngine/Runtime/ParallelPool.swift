@@ -144,11 +144,37 @@ final class ParallelPool: @unchecked Sendable {
         return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
     }
 
+    /// Runs `body` on the `parts` contiguous chunks of 0..<count that `slice` cuts, in parallel
+    /// when there is more than one, and returns when all are done.
+    func forEachChunk(count: Int, parts: Int, _ body: (Range<Int>) -> Void) {
+        guard parts > 1 else {
+            body(0..<count)
+            return
+        }
+        // `run` returns only when every chunk is done, so the body never outlives this call.
+        withoutActuallyEscaping(body) { body in
+            run(parts: parts) { part in body(Self.slice(count, parts: parts, part: part)) }
+        }
+    }
+
     /// Splits 0..<count into `parts` contiguous ranges whose sizes differ by at most one.
     static func slice(_ count: Int, parts: Int, part: Int) -> Range<Int> {
         let base = count / parts
         let extra = count % parts
         let lower = part * base + min(part, extra)
         return lower..<(lower + base + (part < extra ? 1 : 0))
+    }
+}
+
+/// Splits independent work across the engine's threads, when it is large enough to pay off.
+enum Parallel {
+    /// Calls `body` on contiguous chunks of `0..<count`; `work` estimates the total cost in flops.
+    /// The chunks go to `ParallelPool`, the same threads as the GEMM kernels: Dispatch's threads
+    /// would contend with the pool's, which poll for a while after each job, on the same cores.
+    static func forEachChunk(count: Int, work: Int, _ body: (Range<Int>) -> Void) {
+        let threads = min(BLAS.threads, count)
+        // A few chunks per thread, so that a thread that gets its core late leaves less behind.
+        let parts = threads <= 1 || work < 1 << 16 ? 1 : min(count, 4 * threads)
+        ParallelPool.shared.forEachChunk(count: count, parts: parts, body)
     }
 }

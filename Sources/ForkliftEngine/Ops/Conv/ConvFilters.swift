@@ -96,9 +96,9 @@ struct ConvFilters: @unchecked Sendable {
         let pass = BlockPass(
             filters: self, panels: UnsafePointer(storage.floats) + g * panelsPerGroup * k * ConvTile.rows, space: space,
             depth: depth, block: block, biases: UnsafePointer(biases), low: low, high: high)
-        let body = { (part: Int) in
+        ParallelPool.shared.forEachChunk(count: units, parts: parts) { range in
             pass.withBuffers { buffers in
-                for unit in ParallelPool.slice(units, parts: parts, part: part) {
+                for unit in range {
                     let (b, split) = unit.quotientAndRemainder(dividingBy: panelSplit)
                     let j0 = b * block
                     pass.run(
@@ -106,11 +106,6 @@ struct ConvFilters: @unchecked Sendable {
                         buffers)
                 }
             }
-        }
-        if parts == 1 {
-            body(0)
-        } else {
-            ParallelPool.shared.run(parts: parts, body)
         }
     }
 }

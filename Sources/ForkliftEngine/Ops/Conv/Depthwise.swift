@@ -92,23 +92,3 @@ enum Depthwise {
         }
     }
 }
-
-/// Splits independent work across the engine's threads, when it is large enough to pay off.
-enum Parallel {
-    /// Calls `body` on contiguous chunks of `0..<count`; `work` estimates the total cost in flops.
-    /// The chunks go to `ParallelPool`, the same threads as the GEMM kernels: Dispatch's threads
-    /// would contend with the pool's, which poll for a while after each job, on the same cores.
-    static func forEachChunk(count: Int, work: Int, _ body: (Range<Int>) -> Void) {
-        let threads = min(BLAS.threads, count)
-        if threads <= 1 || work < 1 << 16 {
-            body(0..<count)
-            return
-        }
-        // A few chunks per thread, so that a thread that gets its core late leaves less behind.
-        let parts = min(count, 4 * threads)
-        // `run` returns only when every chunk is done, so the body never outlives this call.
-        withoutActuallyEscaping(body) { body in
-            ParallelPool.shared.run(parts: parts) { part in body(ParallelPool.slice(count, parts: parts, part: part)) }
-        }
-    }
-}

@@ -56,12 +56,7 @@ enum PanelKernel {
         let threads = ParallelPool.shared.threads
         // A few parts per thread, so that a thread that gets its core late leaves less behind.
         let parts = threads == 1 ? 1 : min(4 * threads, panels, max(1, work / minParallelWork))
-        if parts == 1 {
-            multiply(x, ldx: ldx, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue, wide: wide, range: 0..<panels)
-            return
-        }
-        ParallelPool.shared.run(parts: parts) { part in
-            let range = ParallelPool.slice(panels, parts: parts, part: part)
+        ParallelPool.shared.forEachChunk(count: panels, parts: parts) { range in
             multiply(x, ldx: ldx, m: m, panels: w, n: n, k: k, y, accumulate: accumulate, epilogue: epilogue, wide: wide, range: range)
         }
     }
