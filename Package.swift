@@ -28,7 +28,9 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CForkliftSys"),
-        .target(name: "CForkliftKernels"),
+        // Optimized in debug builds too: the test suite runs whole ResNets through these
+        // kernels, and unoptimized intrinsics code is an order of magnitude slower.
+        .target(name: "CForkliftKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "ForkliftEngine",

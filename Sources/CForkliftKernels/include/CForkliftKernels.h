@@ -23,4 +23,26 @@ void forklift_panel_row1_avx512(const float *x, const float *panel, ptrdiff_t k,
 /// kernels waiting on it (wide MLP, batch 8: +50% with a software prefetch 4 KiB ahead).
 static inline void forklift_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
+// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions (Winograd.c). A block of `count` tiles,
+// t0 ..< t0 + count, is laid out in panels of 16 tiles (P = ⌈count/16⌉); a tile is a 2×2 output
+// block, numbered image by image, then by tile row (tileRows per image), then by tile column
+// (tileCols per row). ξ = 4i + j indexes the 4×4 transformed domain.
+
+/// V = Bᵀ d B of every channel's 4×4 input patch of every tile of the block, into
+/// v[ξ][P][channels][16]. x is the batch's input, [N, channels, height, width]; the patch of
+/// tile (row r, column c) starts at input (2r − padTop, 2c − padLeft), and reads zero outside.
+void forklift_winograd_input_avx512(
+    const float *x, ptrdiff_t channels, ptrdiff_t height, ptrdiff_t width, ptrdiff_t padTop, ptrdiff_t padLeft,
+    ptrdiff_t tileRows, ptrdiff_t tileCols, ptrdiff_t t0, ptrdiff_t count, float *v);
+
+/// m[ξ][rows][P·16] = u[ξ] · v[ξ] for every ξ, with the filters u packed as
+/// u[ξ][rows/8][k][8] (rows a multiple of 8) and v as above with k channels.
+void forklift_winograd_multiply_avx512(const float *u, const float *v, ptrdiff_t rows, ptrdiff_t k, ptrdiff_t panels, float *m);
+
+/// Y = clamp(Aᵀ m A + bias, low, high) for the block's tiles and the first `channels` of m's
+/// `rows`, into y, [N, channels, outHeight, outWidth]; bias may be NULL.
+void forklift_winograd_output_avx512(
+    const float *m, ptrdiff_t rows, ptrdiff_t channels, const float *bias, float low, float high, float *y,
+    ptrdiff_t outHeight, ptrdiff_t outWidth, ptrdiff_t tileRows, ptrdiff_t tileCols, ptrdiff_t t0, ptrdiff_t count);
+
 #endif

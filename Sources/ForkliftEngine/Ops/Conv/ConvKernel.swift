@@ -1,10 +1,11 @@
 import COpenBLAS
 import Foundation
 
-/// Conv over float32 NCHW (1 to 3 spatial dimensions). Three paths: a 1×1 stride-1 unpadded
+/// Conv over float32 NCHW (1 to 3 spatial dimensions). Four paths: a 1×1 stride-1 unpadded
 /// convolution is a product with the input as it lies; a depthwise convolution (one input channel
-/// per group) is a direct loop; everything else is im2col followed by a product per chunk and
-/// group. Constant weights are packed at load for `ConvTile` (`ConvFilters`); weights computed at
+/// per group) is a direct loop; a 3×3 stride-1 one with constant weights is Winograd's F(2×2, 3×3)
+/// where AVX-512 runs (`WinogradFilters`); everything else is im2col followed by a product per
+/// chunk and group. Constant weights are packed at load for `ConvTile` (`ConvFilters`); weights computed at
 /// run time, [M, C/g, k…], are already g contiguous [M/g, C/g·k…] matrices for sgemm.
 struct ConvKernel: Kernel {
     let window: WindowAttributes
@@ -15,6 +16,9 @@ struct ConvKernel: Kernel {
     /// The constant weights packed for `ConvTile`, when `ConvFilters.applies`; then W itself is
     /// never read (the model drops its data).
     let filters: ConvFilters?
+    /// The constant weights transformed for Winograd's F(2×2, 3×3), when `WinogradFilters.applies`;
+    /// W itself is then never read either.
+    let winograd: WinogradFilters?
 
     static func make(_ ctx: NodeContext) throws(KernelError) -> any Kernel {
         try ctx.expect(inputs: 2...3)
@@ -23,14 +27,20 @@ struct ConvKernel: Kernel {
         guard group >= 1 else { throw .invalid("attribute 'group' = \(group) must be positive") }
         let weight = ctx.constant(1)
         if let weight, weight.dtype != .float32 { throw .unsupported("input W has dtype \(weight.dtype)") }
-        let filters = weight.flatMap { w in ConvFilters.applies(to: w, group: group) ? ConvFilters(w, group: group) : nil }
+        let window = try WindowAttributes(ctx)
+        let winograd = weight.flatMap { w in
+            WinogradFilters.applies(to: w, group: group, window: window) ? WinogradFilters(w) : nil
+        }
+        let filters =
+            winograd != nil
+            ? nil : weight.flatMap { w in ConvFilters.applies(to: w, group: group) ? ConvFilters(w, group: group) : nil }
         return ConvKernel(
-            window: try WindowAttributes(ctx), group: group, activation: ctx.fusedActivation,
-            constantWeight: filters == nil ? weight : nil, filters: filters)
+            window: window, group: group, activation: ctx.fusedActivation,
+            constantWeight: filters == nil && winograd == nil ? weight : nil, filters: filters, winograd: winograd)
     }
 
-    /// Packed filters are all a run reads of W; the model then keeps only W's shape.
-    var absorbedInputs: [Int] { filters == nil ? [] : [1] }
+    /// Packed or transformed filters are all a run reads of W; the model then keeps only W's shape.
+    var absorbedInputs: [Int] { filters == nil && winograd == nil ? [] : [1] }
 
     /// Validated sizes of one run.
     struct Plan {
@@ -98,6 +108,15 @@ struct ConvKernel: Kernel {
             Depthwise.run(
                 x: x, weight: weight, bias: bias, y: y, batch: plan.batch, channels: plan.inChannels,
                 multiplier: groupOut, window: w, activation: activation)
+            return
+        }
+
+        if let winograd {
+            // `applies` checked the attributes; the resolved window can only be 2-D 3×3 stride 1.
+            guard w.input[0] == 1, w.kernel == SIMD3(1, 3, 3), w.stride == SIMD3(1, 1, 1), w.dilation == SIMD3(1, 1, 1) else {
+                throw .invalid("window \(w) does not fit the Winograd filters")
+            }
+            winograd.run(x: x, batch: plan.batch, window: w, bias: bias, activation: activation, y: y)
             return
         }
 
