@@ -14,7 +14,8 @@ import Synchronization
 /// fork safely, and it never asks for more than one thread. A thread polls for a while after
 /// each job, so that the next op's dispatch does not pay a futex wake-up, then sleeps.
 final class ParallelPool: @unchecked Sendable {
-    /// Starts with OpenBLAS's count, which follows `OPENBLAS_NUM_THREADS` (1 in the zygote).
+    /// Starts with OpenBLAS's count, which follows `OPENBLAS_NUM_THREADS` (1 in the zygote), and
+    /// then leaves OpenBLAS one thread (see `BLAS`).
     static let shared = ParallelPool(threads: Int(openblas_get_num_threads()))
 
     /// How long an idle thread polls for the next job before it sleeps.
@@ -46,6 +47,7 @@ final class ParallelPool: @unchecked Sendable {
 
     private init(threads: Int) {
         wanted.store(max(1, threads), ordering: .relaxed)
+        openblas_set_num_threads(1)
         mutex = .allocate(capacity: 1)
         wake = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)

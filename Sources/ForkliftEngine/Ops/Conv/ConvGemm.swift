@@ -1,5 +1,3 @@
-import COpenBLAS
-
 /// The im2col + GEMM path of Conv, worked in chunks of output rows so that the column matrix
 /// stays in the L2 cache between im2col writing it and sgemm packing it. When one image has
 /// few output positions (the deep layers of a ResNet), a chunk spans several images instead,
@@ -64,9 +62,15 @@ struct ConvGemm {
                 let perImage = rows * outW
                 let cols = images * perImage
                 for g in 0..<group {
-                    for i in 0..<images {
-                        let source = x + ((n0 + i) * inChannels + g * groupIn) * w.inputVolume
-                        Im2col.fill(columns + i * perImage, ld: cols, from: source, channels: groupIn, window: w, rows: r0..<(r0 + rows))
+                    // By channel ranges across threads: each channel fills its own rows of the matrix.
+                    Parallel.forEachChunk(count: groupIn, work: 4 * k * cols) { channels in
+                        let rowOffset = channels.lowerBound * w.kernelVolume * cols
+                        for i in 0..<images {
+                            let source = x + ((n0 + i) * inChannels + g * groupIn + channels.lowerBound) * w.inputVolume
+                            Im2col.fill(
+                                columns + rowOffset + i * perImage, ld: cols, from: source, channels: channels.count, window: w,
+                                rows: r0..<(r0 + rows))
+                        }
                     }
                     let filters = weight + g * groupOut * k
                     let groupBias = bias.map { $0 + g * groupOut }
@@ -77,9 +81,9 @@ struct ConvGemm {
                             ldy: outVolume, yImage: outChannels * outVolume, perImage: perImage, images: images)
                         packed.multiply(group: g, space, bias: groupBias, activation: activation)
                     } else if let staging {
-                        cblas_sgemm(
-                            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(groupOut), Int32(cols), Int32(k), 1,
-                            filters, Int32(k), columns, Int32(cols), 0, staging, Int32(cols))
+                        LinearBLAS.sgemm(
+                            transA: false, transB: false, m: groupOut, n: cols, k: k, alpha: 1, a: filters, lda: k, b: columns,
+                            ldb: cols, beta: 0, c: staging, ldc: cols)
                         for i in 0..<images {
                             let out = y + ((n0 + i) * outChannels + g * groupOut) * outVolume + r0 * outW
                             ConvEpilogue.copy(
@@ -88,9 +92,9 @@ struct ConvGemm {
                         }
                     } else {
                         let out = y + (n0 * outChannels + g * groupOut) * outVolume + r0 * outW
-                        cblas_sgemm(
-                            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(groupOut), Int32(cols), Int32(k), 1,
-                            filters, Int32(k), columns, Int32(cols), 0, out, Int32(outVolume))
+                        LinearBLAS.sgemm(
+                            transA: false, transB: false, m: groupOut, n: cols, k: k, alpha: 1, a: filters, lda: k, b: columns,
+                            ldb: cols, beta: 0, c: out, ldc: outVolume)
                         ConvEpilogue.copy(
                             from: out, ld: outVolume, to: out, ldOut: outVolume, rows: groupOut, length: perImage, bias: groupBias,
                             activation: activation)

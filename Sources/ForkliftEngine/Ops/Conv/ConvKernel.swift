@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 
 /// Conv over float32 NCHW (1 to 3 spatial dimensions). Four paths: a 1×1 stride-1 unpadded
@@ -147,9 +146,9 @@ struct ConvKernel: Kernel {
                 if k == 0 {
                     for i in 0..<(groupOut * outVolume) { out[i] = 0 }
                 } else {
-                    cblas_sgemm(
-                        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(groupOut), Int32(outVolume), Int32(k), 1,
-                        weight + g * groupOut * k, Int32(k), columns, Int32(outVolume), 0, out, Int32(outVolume))
+                    LinearBLAS.sgemm(
+                        transA: false, transB: false, m: groupOut, n: outVolume, k: k, alpha: 1, a: weight + g * groupOut * k,
+                        lda: k, b: columns, ldb: outVolume, beta: 0, c: out, ldc: outVolume)
                 }
                 ConvEpilogue.copy(
                     from: out, ld: outVolume, to: out, ldOut: outVolume, rows: groupOut, length: outVolume,
@@ -170,16 +169,18 @@ enum ConvEpilogue {
         let inPlace = source == UnsafePointer(out) && ld == ldOut
         if inPlace, bias == nil, activation == nil { return }
         let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
-        for row in 0..<rows {
-            let b = bias?[row] ?? 0
-            let s = source + row * ld
-            let p = out + row * ldOut
-            if activation == nil {
-                for i in 0..<length { p[i] = s[i] + b }
-            } else if activation == .relu {
-                for i in 0..<length { p[i] = max(s[i] + b, 0) }
-            } else {
-                for i in 0..<length { p[i] = min(max(s[i] + b, low), high) }
+        Parallel.forEachChunk(count: rows, work: rows * length) { chunk in
+            for row in chunk {
+                let b = bias?[row] ?? 0
+                let s = source + row * ld
+                let p = out + row * ldOut
+                if activation == nil {
+                    for i in 0..<length { p[i] = s[i] + b }
+                } else if activation == .relu {
+                    for i in 0..<length { p[i] = max(s[i] + b, 0) }
+                } else {
+                    for i in 0..<length { p[i] = min(max(s[i] + b, low), high) }
+                }
             }
         }
     }

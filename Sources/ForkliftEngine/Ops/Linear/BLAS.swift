@@ -1,7 +1,8 @@
 import COpenBLAS
 import Foundation
 
-/// Row-major single-precision GEMM through OpenBLAS: C = alpha·op(A)·op(B) + beta·C.
+/// Row-major single-precision GEMM through OpenBLAS: C = alpha·op(A)·op(B) + beta·C, cut into
+/// slices of C that `ParallelPool` runs in parallel (OpenBLAS itself stays on one thread: `BLAS`).
 enum LinearBLAS {
     /// Largest dimension that OpenBLAS's 32-bit `blasint` can carry.
     static let maxDimension = Int(Int32.max)
@@ -31,8 +32,40 @@ enum LinearBLAS {
             }
             return
         }
-        cblas_sgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        let threads = ParallelPool.shared.threads
+        guard threads > 1, m * n * k >= Self.minParallelWork else {
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+            return
+        }
+        // One part per thread, each a single-threaded sgemm over a slice of C. Each part packs
+        // the whole of the operand it does not slice, so slice the larger of M and N.
+        let byColumns = n >= m
+        let (length, align) = byColumns ? (n, 16) : (m, 8)
+        let step = ((length + threads - 1) / threads + align - 1) / align * align
+        let parts = (length + step - 1) / step
+        ParallelPool.shared.forEachChunk(count: parts, parts: parts) { range in
+            for part in range {
+                let lower = part * step
+                let count = min(step, length - lower)
+                if byColumns {
+                    let slicedB = transB ? b + lower * ldb : b + lower
+                    cblas_sgemm(
+                        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        blasint(m), blasint(count), blasint(k), alpha, a, blasint(lda), slicedB, blasint(ldb), beta, c + lower,
+                        blasint(ldc))
+                } else {
+                    let slicedA = transA ? a + lower : a + lower * lda
+                    cblas_sgemm(
+                        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        blasint(count), blasint(n), blasint(k), alpha, slicedA, blasint(lda), b, blasint(ldb), beta,
+                        c + lower * ldc, blasint(ldc))
+                }
+            }
+        }
     }
+
+    /// Multiply-adds below which a product stays on one thread: about 0.1 ms of work.
+    static let minParallelWork = 1 << 22
 }
