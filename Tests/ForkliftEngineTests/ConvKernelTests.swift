@@ -54,6 +54,8 @@ import Testing
         Case(channels: 6, filters: 14, inH: 8, inW: 8, kernel: 3, stride: 1, pad: 1, group: 2),
         Case(channels: 2, filters: 5, inH: 13, inW: 5, kernel: 5, stride: 3, pad: 2, activation: .relu),
         Case(batch: 3, channels: 17, filters: 6, inH: 4, inW: 3, kernel: 2),
+        // Stride 2 over rows long enough for the 16-wide even-column copy, and its scalar tail.
+        Case(batch: 1, channels: 3, filters: 8, inH: 6, inW: 83, kernel: 7, stride: 2, pad: 3, activation: .relu),
         // Constant W with a spatial kernel and K above 128 stays unpacked, for sgemm.
         Case(channels: 60, filters: 7, inH: 5, inW: 6, kernel: 3, pad: 1, activation: .relu),
         // W at run time: sgemm.

@@ -143,7 +143,7 @@ enum Im2col {
                                 for o in 0..<lo { dst[o] = 0 }
                                 switch strideW {
                                 case 1: for o in lo..<hi { dst[o] = src[o] }
-                                case 2: for o in lo..<hi { dst[o] = src[2 * o] }
+                                case 2: Self.copyEven(to: dst, from: src, lo..<hi, rowEnd: inW - offW)
                                 default: for o in lo..<hi { dst[o] = src[o * strideW] }
                                 }
                                 for o in hi..<outW { dst[o] = 0 }
@@ -154,6 +154,22 @@ enum Im2col {
                     }
                 }
             }
+        }
+    }
+
+    /// dst[o] = src[2·o] for o in `range`, 16 at a time while a 32-float load stays before
+    /// `rowEnd` (the end of the input row, relative to `src`), then one at a time.
+    @inline(__always)
+    private static func copyEven(to dst: UnsafeMutablePointer<Float>, from src: UnsafePointer<Float>, _ range: Range<Int>, rowEnd: Int) {
+        var o = range.lowerBound
+        while o + 16 <= range.upperBound, 2 * o + 32 <= rowEnd {
+            let pairs = UnsafeRawPointer(src + 2 * o).loadUnaligned(as: SIMD32<Float>.self)
+            UnsafeMutableRawPointer(dst + o).storeBytes(of: pairs.evenHalf, as: SIMD16<Float>.self)
+            o += 16
+        }
+        while o < range.upperBound {
+            dst[o] = src[2 * o]
+            o += 1
         }
     }
 
