@@ -138,14 +138,15 @@ static inline __attribute__((always_inline, target("avx512f,fma"))) void winogra
 }
 
 FORKLIFT_AVX512 void forklift_winograd_multiply_avx512(
-    const float *u, const float *v, ptrdiff_t rows, ptrdiff_t k, ptrdiff_t panels, float *m) {
+    const float *u, const float *v, ptrdiff_t rows, ptrdiff_t rowBegin, ptrdiff_t rowEnd, ptrdiff_t k, ptrdiff_t panels,
+    float *m) {
     const ptrdiff_t ldm = panels * 16;
     const ptrdiff_t panelStride = k * 16;
     for (int xi = 0; xi < 16; xi++) {
         const float *uxi = u + xi * rows * k;
         const float *vxi = v + xi * panels * panelStride;
         float *mxi = m + xi * rows * ldm;
-        for (ptrdiff_t r0 = 0; r0 < rows; r0 += 8) {
+        for (ptrdiff_t r0 = rowBegin; r0 < rowEnd; r0 += 8) {
             const float *panel = uxi + r0 * k;
             float *out = mxi + r0 * ldm;
             ptrdiff_t p = 0;
@@ -221,8 +222,9 @@ void forklift_winograd_input_avx512(
 }
 
 void forklift_winograd_multiply_avx512(
-    const float *u, const float *v, ptrdiff_t rows, ptrdiff_t k, ptrdiff_t panels, float *m) {
-    (void)u, (void)v, (void)rows, (void)k, (void)panels, (void)m;
+    const float *u, const float *v, ptrdiff_t rows, ptrdiff_t rowBegin, ptrdiff_t rowEnd, ptrdiff_t k, ptrdiff_t panels,
+    float *m) {
+    (void)u, (void)v, (void)rows, (void)rowBegin, (void)rowEnd, (void)k, (void)panels, (void)m;
     __builtin_trap();
 }
 

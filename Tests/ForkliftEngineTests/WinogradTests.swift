@@ -33,6 +33,8 @@ import Testing
         Case(batch: 1, channels: 16, filters: 8, inH: 9, inW: 6, pads: [0, 1, 2, 0]),
         Case(batch: 2, channels: 16, filters: 8, inH: 3, inW: 3, pads: [2, 2, 2, 2], bias: false),
         Case(batch: 1, channels: 32, filters: 40, inH: 29, inW: 29, activation: .clip(min: 0, max: 6)),
+        // One block at 2 threads: the threads share its product by panels of filters.
+        Case(batch: 1, channels: 32, filters: 40, inH: 7, inW: 8, activation: .relu),
         // More tiles than one block (Cin 64: 256 tiles a block at 1 thread).
         Case(batch: 2, channels: 64, filters: 16, inH: 30, inW: 34, activation: .relu),
     ]

@@ -35,9 +35,12 @@ void forklift_winograd_input_avx512(
     const float *x, ptrdiff_t channels, ptrdiff_t height, ptrdiff_t width, ptrdiff_t padTop, ptrdiff_t padLeft,
     ptrdiff_t tileRows, ptrdiff_t tileCols, ptrdiff_t t0, ptrdiff_t count, float *v);
 
-/// m[ξ][rows][P·16] = u[ξ] · v[ξ] for every ξ, with the filters u packed as
-/// u[ξ][rows/8][k][8] (rows a multiple of 8) and v as above with k channels.
-void forklift_winograd_multiply_avx512(const float *u, const float *v, ptrdiff_t rows, ptrdiff_t k, ptrdiff_t panels, float *m);
+/// m[ξ][rows][P·16] = u[ξ] · v[ξ] for every ξ, rows rowBegin ..< rowEnd only (multiples of 8),
+/// with the filters u packed as u[ξ][rows/8][k][8] (rows a multiple of 8) and v as above with
+/// k channels.
+void forklift_winograd_multiply_avx512(
+    const float *u, const float *v, ptrdiff_t rows, ptrdiff_t rowBegin, ptrdiff_t rowEnd, ptrdiff_t k, ptrdiff_t panels,
+    float *m);
 
 /// Y = clamp(Aᵀ m A + bias, low, high) for the block's tiles and the first `channels` of m's
 /// `rows`, into y, [N, channels, outHeight, outWidth]; bias may be NULL.

@@ -79,43 +79,98 @@ struct WinogradFilters: @unchecked Sendable {
     ///
     /// Blocks of tiles are independent from input to output, so threads take whole blocks: each
     /// transforms its tiles' input, multiplies and transforms back, with its V and m in cache.
+    /// With fewer blocks than threads (the deep layers at batch 1), the threads share each
+    /// block's product instead, by panels of filters.
     func run(
         x: UnsafePointer<Float>, batch: Int, window w: Window, bias: UnsafePointer<Float>?, activation: Activation?,
         y: UnsafeMutablePointer<Float>
     ) {
-        let (height, width) = (w.input[1], w.input[2])
-        let (outHeight, outWidth) = (w.output[1], w.output[2])
-        let tileRows = (outHeight + 1) / 2
-        let tileCols = (outWidth + 1) / 2
-        let tiles = batch * tileRows * tileCols
-        guard tiles > 0 else { return }
+        let shape = TileShape(window: w, batch: batch)
+        guard shape.tiles > 0 else { return }
         let threads = ParallelPool.shared.threads
         let wanted = threads > 1 ? 4 * threads : 1
         let byCache = max(16, Self.blockFloats / (16 * max(inChannels, rows)) / 16 * 16)
-        let byThreads = max(16, ((tiles + wanted - 1) / wanted + 15) / 16 * 16)
+        let byThreads = max(16, ((shape.tiles + wanted - 1) / wanted + 15) / 16 * 16)
         let block = min(byCache, byThreads)
-        let blocks = (tiles + block - 1) / block
-        let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
-        let (padTop, padLeft) = (w.padBegin[1], w.padBegin[2])
-        let u = UnsafePointer(storage.floats)
-        let panelsMax = block / 16
-        ParallelPool.shared.forEachChunk(count: blocks, parts: min(blocks, wanted)) { range in
-            let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * panelsMax * 16 * inChannels)
-            let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * panelsMax * 16 * rows)
-            defer {
-                v.deallocate()
-                m.deallocate()
+        let blocks = (shape.tiles + block - 1) / block
+        let pass = BlockPass(
+            filters: self, x: x, shape: shape, bias: bias, bounds: activation?.bounds ?? (-.infinity, .infinity), y: y)
+        if blocks < threads {
+            pass.withBuffers(block: block) { v, m in
+                for index in 0..<blocks { pass.run(tiles: index * block..<min((index + 1) * block, shape.tiles), v, m, split: wanted) }
             }
-            for index in range {
-                let t0 = index * block
-                let count = min(block, tiles - t0)
-                let panels = (count + 15) / 16
-                forklift_winograd_input_avx512(
-                    x, inChannels, height, width, padTop, padLeft, tileRows, tileCols, t0, count, v)
-                forklift_winograd_multiply_avx512(u, v, rows, inChannels, panels, m)
-                forklift_winograd_output_avx512(
-                    m, rows, outChannels, bias, low, high, y, outHeight, outWidth, tileRows, tileCols, t0, count)
+            return
+        }
+        ParallelPool.shared.forEachChunk(count: blocks, parts: min(blocks, wanted)) { range in
+            pass.withBuffers(block: block) { v, m in
+                for index in range { pass.run(tiles: index * block..<min((index + 1) * block, shape.tiles), v, m, split: 1) }
             }
         }
+    }
+}
+
+/// Where a batch's 2×2 output tiles lie: `tileRows` × `tileCols` per image, over the input and
+/// output sizes and the padding of a 3×3 stride-1 window.
+private struct TileShape {
+    let height: Int
+    let width: Int
+    let outHeight: Int
+    let outWidth: Int
+    let padTop: Int
+    let padLeft: Int
+    let tileRows: Int
+    let tileCols: Int
+    let tiles: Int
+
+    init(window w: Window, batch: Int) {
+        (height, width) = (w.input[1], w.input[2])
+        (outHeight, outWidth) = (w.output[1], w.output[2])
+        (padTop, padLeft) = (w.padBegin[1], w.padBegin[2])
+        tileRows = (outHeight + 1) / 2
+        tileCols = (outWidth + 1) / 2
+        tiles = batch * tileRows * tileCols
+    }
+}
+
+/// One convolution's blocks of tiles: transform in, multiply, transform out.
+private struct BlockPass: @unchecked Sendable {
+    let filters: WinogradFilters
+    let x: UnsafePointer<Float>
+    let shape: TileShape
+    let bias: UnsafePointer<Float>?
+    let bounds: (low: Float, high: Float)
+    let y: UnsafeMutablePointer<Float>
+
+    /// Calls `body` with scratch for the transformed input and the products of `block` tiles.
+    func withBuffers(block: Int, _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        let panelFloats = 16 * ((block + 15) / 16 * 16)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: panelFloats * filters.inChannels)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: panelFloats * filters.rows)
+        defer {
+            v.deallocate()
+            m.deallocate()
+        }
+        body(v, m)
+    }
+
+    /// Output tiles `tiles`, with the product split into `split` parts by panels of filters.
+    func run(tiles: Range<Int>, _ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, split: Int) {
+        let s = shape
+        let (t0, count) = (tiles.lowerBound, tiles.count)
+        let panels = (count + 15) / 16
+        let (rows, k) = (filters.rows, filters.inChannels)
+        let u = UnsafePointer(filters.storage.floats)
+        forklift_winograd_input_avx512(x, k, s.height, s.width, s.padTop, s.padLeft, s.tileRows, s.tileCols, t0, count, v)
+        if split > 1 {
+            let filterPanels = rows / 8
+            ParallelPool.shared.forEachChunk(count: filterPanels, parts: min(split, filterPanels)) { range in
+                forklift_winograd_multiply_avx512(u, v, rows, 8 * range.lowerBound, 8 * range.upperBound, k, panels, m)
+            }
+        } else {
+            forklift_winograd_multiply_avx512(u, v, rows, 0, rows, k, panels, m)
+        }
+        forklift_winograd_output_avx512(
+            m, rows, filters.outChannels, bias, bounds.low, bounds.high, y, s.outHeight, s.outWidth, s.tileRows, s.tileCols, t0,
+            count)
     }
 }
