@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -77,6 +78,8 @@ int fl_wifsignaled(int status) { return WIFSIGNALED(status); }
 int fl_wtermsig(int status) { return WTERMSIG(status); }
 
 int fl_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
+
+void fl_release_free_memory(void) { malloc_trim(0); }
 
 int fl_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0, 0, 0); }
 

@@ -104,6 +104,9 @@ import Testing
         }
         let plain = try window([:])
         #expect(WinogradFilters.applies(to: weight([8, 16, 3, 3]), group: 1, window: plain) == WinogradFilters.isSupported)
+        // The transformed-filter cap: 256×256 filters take 4 MiB, 264×256 more.
+        #expect(WinogradFilters.applies(to: weight([256, 256, 3, 3]), group: 1, window: plain) == WinogradFilters.isSupported)
+        #expect(!WinogradFilters.applies(to: weight([264, 256, 3, 3]), group: 1, window: plain))
         #expect(!WinogradFilters.applies(to: weight([8, 16, 3, 3]), group: 1, window: try window(["strides": .ints([2, 2])])))
         #expect(!WinogradFilters.applies(to: weight([8, 16, 3, 3]), group: 1, window: try window(["dilations": .ints([2, 2])])))
         #expect(!WinogradFilters.applies(to: weight([8, 8, 3, 3]), group: 2, window: plain))

@@ -24,6 +24,9 @@ int fl_wtermsig(int status);
 /// prctl(PR_SET_PDEATHSIG, sig). Returns 0 or -1 with errno set.
 int fl_set_parent_death_signal(int sig);
 
+/// malloc_trim(0): returns the heap's free pages to the kernel (glibc keeps them otherwise).
+void fl_release_free_memory(void);
+
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants (workers of a dead zygote) are
 /// reparented to this process instead of PID 1. Returns 0 or -1 with errno set.
 int fl_set_child_subreaper(void);

@@ -46,6 +46,10 @@ public enum ZygoteProcess {
                 report.append(LoadedModel(name: entry.name, error: "\(entry.path): \(error)"))
             }
         }
+        // Loading frees what it no longer needs (the file's bytes, weights replaced by packed or
+        // transformed copies), but glibc keeps freed pages inside its heap resident. Hand them
+        // back before the first fork, so that no worker maps them (ResNet-18's workers: RSS 100 → 66 MB).
+        fl_release_free_memory()
         do {
             try ControlIO.send(ControlMessage(kind: .models, models: report), on: controlFD)
         } catch {

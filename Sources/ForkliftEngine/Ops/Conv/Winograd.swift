@@ -23,11 +23,20 @@ struct WinogradFilters: @unchecked Sendable {
     /// repay them.
     static let minInChannels = 16
 
+    /// Most bytes of transformed filters per convolution. They take 16/9 of W's size, and the
+    /// model keeps them instead of W for as long as it is loaded, in every forked worker's
+    /// shared pages: with no cap ResNet-18 would hold 76 MB for a 47 MB file. Up to 256×256
+    /// filters (4 MiB) it holds 54 MB; its 512-channel layers, 28 MB of W, stay on im2col,
+    /// at about 10% of its throughput.
+    static let maxTransformedBytes = 4 << 20
+
     /// Whether a Conv node with weights `weight` and these attributes is one this path runs.
     static func applies(to weight: Tensor, group: Int, window: WindowAttributes) -> Bool {
         guard isSupported, group == 1, weight.dtype == .float32, weight.shape.count == 4,
             weight.shape[2] == 3, weight.shape[3] == 3, weight.shape[1] >= minInChannels
         else { return false }
+        let rows = (weight.shape[0] + 7) / 8 * 8
+        guard 16 * rows * weight.shape[1] * MemoryLayout<Float>.size <= maxTransformedBytes else { return false }
         let ones = { (values: [Int]?) in values.map { $0.allSatisfy { $0 == 1 } } ?? true }
         return ones(window.strides) && ones(window.dilations) && (window.kernel.map { $0 == [3, 3] } ?? true)
     }
