@@ -27,7 +27,7 @@ struct WinogradFilters: @unchecked Sendable {
     /// model keeps them instead of W for as long as it is loaded, in every forked worker's
     /// shared pages: with no cap ResNet-18 would hold 76 MB for a 47 MB file. Up to 256×256
     /// filters (4 MiB) it holds 54 MB; its 512-channel layers, 28 MB of W, stay on im2col,
-    /// at about 10% of its throughput.
+    /// at about 12% of its throughput.
     static let maxTransformedBytes = 4 << 20
 
     /// Whether a Conv node with weights `weight` and these attributes is one this path runs.
