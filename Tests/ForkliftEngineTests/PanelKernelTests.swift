@@ -26,6 +26,10 @@ import Testing
 
     @Test(arguments: cases, [1, 2])
     func matchesPlainLoop(_ c: Case, threads: Int) throws {
+        try ComputeThreads.with(threads) { try check(c, threads: threads) }
+    }
+
+    private func check(_ c: Case, threads: Int) throws {
         var generator = SeededGenerator(seed: UInt64(c.m * 1_000_000 + c.n * 1000 + c.k))
         let x = Self.values(c.m * c.k, using: &generator)
         let w = Self.values(c.k * c.n, using: &generator)
@@ -36,9 +40,6 @@ import Testing
         weights.floats.update(from: w, count: w.count)
         let packed = try #require(PackedWeights(weights, transposed: false, alpha: alpha))
 
-        let previous = BLAS.threads
-        BLAS.setThreads(threads)
-        defer { BLAS.setThreads(previous) }
         // The AVX2 kernels run here only when asked for: this machine takes the AVX-512 ones.
         let variants: [(accumulate: Bool, activation: Activation?, wide: Bool)] = [
             (false, nil, PanelKernel.hasWideRows), (true, .clip(min: -0.5, max: 0.75), PanelKernel.hasWideRows),

@@ -14,14 +14,13 @@ import Testing
     }
 
     @Test func everyPartRunsOnce() {
-        let previous = BLAS.threads
-        BLAS.setThreads(2)
-        defer { BLAS.setThreads(previous) }
-        for parts in [2, 3, 8, 64, 1000] {
-            for _ in 0..<50 {
-                let tally = Tally(parts)
-                ParallelPool.shared.run(parts: parts) { tally.hit($0) }
-                #expect(tally.values == [Int](repeating: 1, count: parts), "\(parts) parts")
+        ComputeThreads.with(2) {
+            for parts in [2, 3, 8, 64, 1000] {
+                for _ in 0..<50 {
+                    let tally = Tally(parts)
+                    ParallelPool.shared.run(parts: parts) { tally.hit($0) }
+                    #expect(tally.values == [Int](repeating: 1, count: parts), "\(parts) parts")
+                }
             }
         }
     }

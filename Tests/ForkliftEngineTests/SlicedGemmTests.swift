@@ -37,17 +37,16 @@ import Testing
         let initial = PanelKernelTests.values(c.m * ldc, using: &generator)
 
         func product(threads: Int) -> [Float] {
-            let previous = BLAS.threads
-            BLAS.setThreads(threads)
-            defer { BLAS.setThreads(previous) }
-            var out = initial
-            out.withUnsafeMutableBufferPointer { out in
-                guard let outBase = out.baseAddress else { return }
-                LinearBLAS.sgemm(
-                    transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k, alpha: 0.75, a: a, lda: lda, b: b, ldb: ldb,
-                    beta: c.beta, c: outBase, ldc: ldc)
+            ComputeThreads.with(threads) {
+                var out = initial
+                out.withUnsafeMutableBufferPointer { out in
+                    guard let outBase = out.baseAddress else { return }
+                    LinearBLAS.sgemm(
+                        transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k, alpha: 0.75, a: a, lda: lda, b: b, ldb: ldb,
+                        beta: c.beta, c: outBase, ldc: ldc)
+                }
+                return out
             }
-            return out
         }
         let single = product(threads: 1)
         let sliced = product(threads: 2)

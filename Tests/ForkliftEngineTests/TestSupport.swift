@@ -3,6 +3,22 @@ import Testing
 
 @testable import ForkliftEngine
 
+/// The engine's compute-thread count is process-wide, and Swift Testing runs tests in parallel:
+/// tests that set it take turns here, so that a case run at 2 threads really has 2 (and one at
+/// 1 thread, 1) while it runs.
+enum ComputeThreads {
+    private static let lock = NSLock()
+
+    static func with<T>(_ count: Int, _ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        let previous = BLAS.threads
+        BLAS.setThreads(count)
+        defer { BLAS.setThreads(previous) }
+        return try body()
+    }
+}
+
 /// Paths of the repository and of what `scripts/make-models` builds.
 enum Fixtures {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -62,9 +62,10 @@ import Testing
 
     @Test(arguments: cases, [1, 2])
     func matchesIm2col(_ c: Case, threads: Int) throws {
-        let previous = BLAS.threads
-        BLAS.setThreads(threads)
-        defer { BLAS.setThreads(previous) }
+        try ComputeThreads.with(threads) { try check(c, threads: threads) }
+    }
+
+    private func check(_ c: Case, threads: Int) throws {
         var generator = SeededGenerator(seed: UInt64(c.inH * 1000 + c.inW))
         let x = Tensor(
             floats: (0..<(c.batch * c.channels * c.inH * c.inW)).map { _ in Float.random(in: -2...2, using: &generator) },
