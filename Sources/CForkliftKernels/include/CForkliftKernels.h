@@ -23,4 +23,38 @@ void forklift_panel_row1_avx512(const float *x, const float *panel, ptrdiff_t k,
 /// kernels waiting on it (wide MLP, batch 8: +50% with a software prefetch 4 KiB ahead).
 static inline void forklift_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
+// Depthwise convolution (DepthwiseKernels.c).
+
+/// One depthwise output plane over zero-padded phase planes (see DepthwisePlanar.swift):
+/// out[oh·outW + ow] = min(high, max(low, bias + Σₜ taps[t]·sources[t][oh·phaseWidth + ow])) for
+/// t < tapCount. Reads stay below sources[t] + outH·phaseWidth. AVX-512 only.
+void forklift_depthwise_plane_avx512(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *const *sources, ptrdiff_t phaseWidth, const float *taps,
+    int tapCount, float bias, float low, float high);
+
+/// Writes input plane x [inH, inW] into its phase planes (phase (a, b) at phases + (a·strideW + b)·phaseSize,
+/// rows phaseWidth apart), padded by padTop rows and padLeft columns; strides 1 or 2 only.
+/// Only positions that hold input are written: the padding keeps what the planes held. AVX-512 only.
+void forklift_depthwise_fill_avx512(
+    float *phases, ptrdiff_t phaseSize, ptrdiff_t phaseWidth, const float *x, ptrdiff_t inH, ptrdiff_t inW, ptrdiff_t padTop,
+    ptrdiff_t padLeft, int strideH, int strideW);
+
+/// `forklift_depthwise_plane_avx512` for a square kernel × kernel without dilation at the given
+/// row stride (the phase planes' column stride does not matter), faster for kernel 3 or 5 and
+/// stride 1 or 2; other sizes go to the general kernel. AVX-512 only.
+void forklift_depthwise_square_avx512(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *const *sources, ptrdiff_t phaseWidth, const float *taps,
+    int kernel, int stride, float bias, float low, float high);
+
+// Packed-filter convolution tiles (ConvTileKernels.c).
+
+/// Six output rows × 16·tiles columns (1 ≤ tiles ≤ 4) of act(bias + panel · B): `panel` holds
+/// 6 floats per k, B `tiles` packed tiles of 16 floats per k, `tileStride` floats apart, each
+/// 64-byte aligned. Rows of y are ldy apart. With `accumulate` the product is added to what y
+/// holds, instead of to `bias` (6 floats). `bounds` holds the activation's low and high (±∞
+/// without one). AVX-512 only.
+void forklift_conv_tile6_avx512(
+    const float *panel, const float *b, ptrdiff_t k, ptrdiff_t tileStride, int tiles, float *y, ptrdiff_t ldy,
+    const float *bias, const float *bounds, int accumulate);
+
 #endif

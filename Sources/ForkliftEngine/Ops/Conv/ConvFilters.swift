@@ -1,3 +1,5 @@
+import CForkliftKernels
+
 /// Constant Conv filters W [M, C/g, k…] packed once at load into panels of `ConvTile.rows`
 /// output channels, so that a run multiplies them by the input (or its im2col chunk) with
 /// `ConvTile` and never repacks them, as sgemm does on every call.
@@ -69,8 +71,11 @@ struct ConvFilters: @unchecked Sendable {
     /// two images when an image has fewer positions than a multiple of 16 (7×7, 14×14). Within
     /// a block each panel sweeps the tiles in order: the panel stays in L1 and the stores run
     /// along 6 output rows, as sgemm's would. Threads take column blocks, or panels of a block
-    /// when there are too few blocks.
-    func multiply(group g: Int, _ space: ColumnSpace, bias: UnsafePointer<Float>?, activation: Activation?) {
+    /// when there are too few blocks. `wide` false keeps to the AVX2 tile (what CPUs without
+    /// AVX-512 run; tests use it to cover it here).
+    func multiply(
+        group g: Int, _ space: ColumnSpace, bias: UnsafePointer<Float>?, activation: Activation?, wide: Bool = ConvTile.hasWideTiles
+    ) {
         let width = ConvTile.columns
         let slices = (k + Self.maxDepth - 1) / Self.maxDepth
         let depth = (k + slices - 1) / slices
@@ -95,7 +100,7 @@ struct ConvFilters: @unchecked Sendable {
         for r in 0..<rowCount { biases[r] = r < groupOut ? bias?[r] ?? 0 : 0 }
         let pass = BlockPass(
             filters: self, panels: UnsafePointer(storage.floats) + g * panelsPerGroup * k * ConvTile.rows, space: space,
-            depth: depth, block: block, biases: UnsafePointer(biases), low: low, high: high)
+            depth: depth, block: block, biases: UnsafePointer(biases), low: low, high: high, wide: wide)
         ParallelPool.shared.forEachChunk(count: units, parts: parts) { range in
             pass.withBuffers { buffers in
                 for unit in range {
@@ -122,6 +127,8 @@ private struct BlockPass: @unchecked Sendable {
     let biases: UnsafePointer<Float>
     let low: Float
     let high: Float
+    /// Whether the AVX-512 tile (six rows × up to four tiles of 16 columns) runs.
+    let wide: Bool
 
     /// A thread's scratch: packed B tiles, an edge tile, the bounds the kernel reads (the
     /// activation's, and none), zero biases, and with several depth slices the block's partial sums.
@@ -140,8 +147,12 @@ private struct BlockPass: @unchecked Sendable {
         let tile = ConvTile.rows * ConvTile.columns
         let sumCount = sliced ? filters.panelsPerGroup * ConvTile.rows * block : 0
         let small = 4 + ConvTile.rows
-        let memory = UnsafeMutablePointer<Float>.allocate(capacity: depth * block + tile + small + sumCount)
-        defer { memory.deallocate() }
+        // Aligned to a cache line, as are then all packed tiles (k·64 bytes each) and the staging
+        // tile: the AVX-512 tile's 64-byte loads of B would otherwise each straddle two lines.
+        let count = depth * block + tile + small + sumCount
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+        defer { raw.deallocate() }
+        let memory = raw.bindMemory(to: Float.self, capacity: count)
         let bounds = memory + depth * block + tile
         (bounds[0], bounds[1], bounds[2], bounds[3]) = (low, high, -.infinity, .infinity)
         (bounds + 4).initialize(repeating: 0, count: ConvTile.rows)
@@ -163,23 +174,28 @@ private struct BlockPass: @unchecked Sendable {
                 let row0 = p * ConvTile.rows
                 let panel = self.panels + p * k * ConvTile.rows
                 let rows = min(ConvTile.rows, groupOut - row0)
-                for t in 0..<tiles {
+                var t = 0
+                while t < tiles {
                     let c0 = columns.lowerBound + t * width
-                    let cols = min(width, columns.upperBound - c0)
                     let tile = UnsafePointer(buffers.packed + t * k * width)
-                    if rows == ConvTile.rows, cols == width, let out = space.output(c0, count: cols) {
-                        ConvTile.run(
-                            panel: panel, b: tile, k: k, y: out + row0 * space.ldy, ldy: space.ldy, bias: biases + row0,
+                    // Whole tiles in one image, up to four at once on AVX-512.
+                    let run = rows == ConvTile.rows ? directTiles(from: t, of: tiles, columns: columns) : 0
+                    if run > 0, let out = space.output(c0, count: run * width) {
+                        tile6(
+                            panel: panel, b: tile, k: k, tiles: run, y: out + row0 * space.ldy, ldy: space.ldy, bias: biases + row0,
                             bounds: buffers.bounds, accumulate: false)
-                    } else {
-                        // An edge tile: fewer filters or columns than a tile, or two images.
-                        ConvTile.run(
-                            panel: panel, b: tile, k: k, y: buffers.staging, ldy: width, bias: biases + row0, bounds: buffers.bounds,
-                            accumulate: false)
-                        space.scatter(
-                            buffers.staging, ld: width, rows: row0..<(row0 + rows), columns: c0..<(c0 + cols), bias: nil, low: -.infinity,
-                            high: .infinity)
+                        t += run
+                        continue
                     }
+                    // An edge tile: fewer filters or columns than a tile, or two images.
+                    let cols = min(width, columns.upperBound - c0)
+                    tile6(
+                        panel: panel, b: tile, k: k, tiles: 1, y: buffers.staging, ldy: width, bias: biases + row0,
+                        bounds: buffers.bounds, accumulate: false)
+                    space.scatter(
+                        buffers.staging, ld: width, rows: row0..<(row0 + rows), columns: c0..<(c0 + cols), bias: nil, low: -.infinity,
+                        high: .infinity)
+                    t += 1
                 }
             }
             return
@@ -193,10 +209,13 @@ private struct BlockPass: @unchecked Sendable {
             for p in panels {
                 let panel = self.panels + p * k * ConvTile.rows + k0 * ConvTile.rows
                 let sums = buffers.sums + p * ConvTile.rows * block
-                for t in 0..<tiles {
-                    ConvTile.run(
-                        panel: panel, b: buffers.packed + t * kd * width, k: kd, y: sums + t * width, ldy: block,
+                var t = 0
+                while t < tiles {
+                    let run = wide ? min(ConvTile.wideTiles, tiles - t) : 1
+                    tile6(
+                        panel: panel, b: buffers.packed + t * kd * width, k: kd, tiles: run, y: sums + t * width, ldy: block,
                         bias: buffers.zeros, bounds: buffers.open, accumulate: k0 > 0)
+                    t += run
                 }
             }
             k0 += kd
@@ -205,6 +224,35 @@ private struct BlockPass: @unchecked Sendable {
         let row1 = min(panels.upperBound * ConvTile.rows, groupOut)
         space.scatter(
             buffers.sums + row0 * block, ld: block, rows: row0..<row1, columns: columns, bias: biases + row0, low: low, high: high)
+    }
+
+    /// How many tiles from tile `t` (of `tiles` in `columns`) are whole (16 columns) and lie in
+    /// one image, so that one kernel call writes them to Y: up to four on AVX-512, else one.
+    private func directTiles(from t: Int, of tiles: Int, columns: Range<Int>) -> Int {
+        let width = ConvTile.columns
+        let c0 = columns.lowerBound + t * width
+        let most = wide ? min(ConvTile.wideTiles, tiles - t) : 1
+        var run = 0
+        while run < most, c0 + (run + 1) * width <= columns.upperBound, space.output(c0, count: (run + 1) * width) != nil { run += 1 }
+        return run
+    }
+
+    /// Six rows × `tiles` tiles of B (each `k`·16 floats, consecutive): the AVX-512 kernel, or
+    /// one AVX2 tile at a time.
+    @inline(__always)
+    private func tile6(
+        panel: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, tiles: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+        bias: UnsafePointer<Float>, bounds: UnsafePointer<Float>, accumulate: Bool
+    ) {
+        let width = ConvTile.columns
+        if wide {
+            forklift_conv_tile6_avx512(panel, b, k, k * width, Int32(tiles), y, ldy, bias, bounds, accumulate ? 1 : 0)
+            return
+        }
+        for t in 0..<tiles {
+            ConvTile.run(
+                panel: panel, b: b + t * k * width, k: k, y: y + t * width, ldy: ldy, bias: bias, bounds: bounds, accumulate: accumulate)
+        }
     }
 
     /// Packs rows `depth` of B, columns `columns`, into consecutive tiles of `depth.count`×16.

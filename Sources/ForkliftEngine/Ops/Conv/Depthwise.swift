@@ -2,11 +2,13 @@ import Foundation
 
 /// Depthwise convolution (one input channel per group, `multiplier` filters each): a direct loop
 /// that accumulates whole output rows per kernel tap. Padding is handled by clamping each tap's
-/// range of output columns, so the inner loop has no branch and vectorises.
+/// range of output columns, so the inner loop has no branch and vectorises. `wide` false keeps
+/// the phase-plane path to its AVX2 loops (what CPUs without AVX-512 run; tests cover them so).
 enum Depthwise {
     static func run(
         x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
-        y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, multiplier: Int, window w: Window, activation: Activation?
+        y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, multiplier: Int, window w: Window, activation: Activation?,
+        wide: Bool = DepthwisePlanar.hasWidePlanes
     ) {
         let filters = channels * multiplier
         let planes = batch * filters
@@ -16,7 +18,7 @@ enum Depthwise {
         if DepthwisePlanar.applies(w) {
             DepthwisePlanar(w).run(
                 x: x, weight: weight, bias: bias, y: y, batch: batch, channels: channels, multiplier: multiplier, low: low, high: high,
-                clamp: clamp)
+                clamp: clamp, wide: wide)
             return
         }
         let work = planes * w.outputVolume * w.kernelVolume
