@@ -225,7 +225,84 @@ DW_TARGET void forklift_depthwise_square_avx512(
     else forklift_depthwise_plane_avx512(out, outH, outW, sources, phaseWidth, taps, kernel * kernel, bias, low, high);
 }
 
+// Lanes l of the 16 from output column c0 whose input column c0 + l + kw − padLeft lies in
+// 0 ..< inW: the rest read as zero (the padding), and masked-off lanes are never touched.
+DW_INLINE __mmask16 dw_column_mask(ptrdiff_t c0, int kw, ptrdiff_t padLeft, ptrdiff_t inW) {
+    ptrdiff_t lo = padLeft - kw - c0, hi = inW + padLeft - kw - c0;
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 16 ? 16 : hi;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// Output rows oh … oh + R − 1 × 16 columns from c0 of a stride-1 square K×K convolution read
+// straight from the input plane: columns outside it load as zeros through `columns` (the
+// `dw_column_mask` of each kw), and rows outside it, unless the caller knows there are none
+// (`interior`), with an empty mask (without touching memory). Each input row load feeds every
+// output row that reads it, as in `dw_reuse_rows`.
+DW_INLINE void dw_direct_rows(
+    float *out, ptrdiff_t outW, ptrdiff_t oh, ptrdiff_t c0, __mmask16 mask, const __mmask16 *columns, const float *x,
+    ptrdiff_t inH, ptrdiff_t inW, ptrdiff_t padTop, ptrdiff_t padLeft, const float *taps, int K, int R, int interior,
+    __m512 bias, __m512 low, __m512 high) {
+    __m512 acc[8];
+    DW_UNROLL for (int r = 0; r < R; r++) acc[r] = bias;
+    DW_UNROLL for (int j = 0; j < R + K - 1; j++) {
+        const ptrdiff_t ih = oh + j - padTop;
+        const int inside = interior || (ih >= 0 && ih < inH);
+        const float *row = x + ih * inW + c0 - padLeft;
+        DW_UNROLL for (int kw = 0; kw < K; kw++) {
+            const __m512 v = _mm512_maskz_loadu_ps(inside ? columns[kw] : 0, row + kw);
+            DW_UNROLL for (int r = 0; r < R; r++) {
+                const int kh = j - r;
+                if (kh >= 0 && kh < K) acc[r] = _mm512_fmadd_ps(v, _mm512_set1_ps(taps[kh * K + kw]), acc[r]);
+            }
+        }
+    }
+    DW_UNROLL for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(out + (oh + r) * outW + c0, mask, dw_clamp(acc[r], low, high));
+}
+
+// Column blocks outside, tiles of R rows inside (the last overlapping the one before it), so that
+// a block's masks are computed once and rows need checking only near the top and bottom.
+DW_INLINE void dw_direct_plane(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *x, ptrdiff_t inH, ptrdiff_t inW, ptrdiff_t padTop,
+    ptrdiff_t padLeft, const float *taps, int K, __m512 bias, __m512 low, __m512 high) {
+    enum { R = 4 };
+    for (ptrdiff_t c0 = 0; c0 < outW; c0 += 16) {
+        __mmask16 columns[8];
+        DW_UNROLL for (int kw = 0; kw < K; kw++) columns[kw] = dw_column_mask(c0, kw, padLeft, inW);
+        const __mmask16 mask = dw_mask(outW - c0);
+        if (outH < R) {
+            for (ptrdiff_t oh = 0; oh < outH; oh++)
+                dw_direct_rows(out, outW, oh, c0, mask, columns, x, inH, inW, padTop, padLeft, taps, K, 1, 0, bias, low, high);
+            continue;
+        }
+        for (ptrdiff_t g = 0; g < outH; g += R) {
+            const ptrdiff_t oh = g + R <= outH ? g : outH - R;
+            if (oh >= padTop && oh + R + K - 1 - padTop <= inH)
+                dw_direct_rows(out, outW, oh, c0, mask, columns, x, inH, inW, padTop, padLeft, taps, K, R, 1, bias, low, high);
+            else
+                dw_direct_rows(out, outW, oh, c0, mask, columns, x, inH, inW, padTop, padLeft, taps, K, R, 0, bias, low, high);
+        }
+    }
+}
+
+DW_TARGET void forklift_depthwise_direct_avx512(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *x, ptrdiff_t inH, ptrdiff_t inW, ptrdiff_t padTop,
+    ptrdiff_t padLeft, const float *taps, int kernel, float bias, float low, float high) {
+    const __m512 b = _mm512_set1_ps(bias), l = _mm512_set1_ps(low), h = _mm512_set1_ps(high);
+    if (kernel == 3) dw_direct_plane(out, outH, outW, x, inH, inW, padTop, padLeft, taps, 3, b, l, h);
+    else dw_direct_plane(out, outH, outW, x, inH, inW, padTop, padLeft, taps, 5, b, l, h);
+}
+
 #else
+
+void forklift_depthwise_direct_avx512(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *x, ptrdiff_t inH, ptrdiff_t inW, ptrdiff_t padTop,
+    ptrdiff_t padLeft, const float *taps, int kernel, float bias, float low, float high) {
+    (void)out, (void)outH, (void)outW, (void)x, (void)inH, (void)inW, (void)padTop, (void)padLeft, (void)taps, (void)kernel,
+        (void)bias, (void)low, (void)high;
+    __builtin_trap();
+}
 
 void forklift_depthwise_square_avx512(
     float *out, ptrdiff_t outH, ptrdiff_t outW, const float *const *sources, ptrdiff_t phaseWidth, const float *taps,

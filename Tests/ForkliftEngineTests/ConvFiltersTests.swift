@@ -6,7 +6,8 @@ import Testing
 /// The packed-filter product (`ConvFilters.multiply`) against a plain loop in double precision,
 /// with the AVX2 tile and, where this CPU has it, the AVX-512 one: filter counts around the
 /// 6-row panel, positions around the 16-column tile and the 64-column AVX-512 run, tiles that
-/// straddle two images, K above one depth slice (partial sums), and one and two threads.
+/// straddle two images, edge tiles of 1 to 8 columns in one image (the AVX-512 narrow kernel),
+/// K above one depth slice (partial sums), and one and two threads.
 @Suite struct ConvFiltersTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var filters: Int
@@ -22,6 +23,9 @@ import Testing
         Case(filters: 20, channels: 5, positions: 200, images: 1), Case(filters: 18, channels: 40, positions: 196, images: 2),
         Case(filters: 12, channels: 400, positions: 50, images: 2), Case(filters: 25, channels: 770, positions: 81, images: 1),
         Case(filters: 24, channels: 3, positions: 1000, images: 2),
+        // Edge tiles of 2 to 6 columns in one image: the AVX-512 narrow kernel's other widths.
+        Case(filters: 9, channels: 30, positions: 196, images: 1), Case(filters: 11, channels: 7, positions: 35, images: 1),
+        Case(filters: 6, channels: 13, positions: 18, images: 1), Case(filters: 5, channels: 9, positions: 6, images: 1),
     ]
 
     static let wideVariants = ConvTile.hasWideTiles ? [false, true] : [false]

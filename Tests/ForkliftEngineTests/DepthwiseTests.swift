@@ -73,6 +73,10 @@ import Testing
         Case(inH: 10, inW: 35, kernel: 3, stride: 2, padBegin: (1, 1), padEnd: (0, 0)),
         Case(inH: 2, inW: 2, kernel: 5, stride: 1, padBegin: (2, 2), padEnd: (2, 2)),
         Case(inH: 21, inW: 50, kernel: 5, stride: 1, padBegin: (2, 2), padEnd: (2, 2), activation: .relu),
+        // 3×3 stride 1 straight from the input (AVX-512): pads on one side only, rows past one
+        // vector, a channel multiplier.
+        Case(inH: 6, inW: 19, kernel: 3, stride: 1, padBegin: (0, 2), padEnd: (2, 0), multiplier: 2),
+        Case(inH: 13, inW: 33, kernel: 3, stride: 1, padBegin: (2, 0), padEnd: (0, 2), activation: nil),
     ]
 
     /// The AVX2 loops always, and the AVX-512 kernels where this CPU has them.

@@ -46,6 +46,14 @@ void forklift_depthwise_square_avx512(
     float *out, ptrdiff_t outH, ptrdiff_t outW, const float *const *sources, ptrdiff_t phaseWidth, const float *taps,
     int kernel, int stride, float bias, float low, float high);
 
+/// One output plane [outH, outW] of a stride-1, undilated kernel × kernel (3 or 5) depthwise
+/// convolution read straight from input plane x [inH, inW] padded by padTop rows and padLeft
+/// columns (zeros; the bottom and right padding follow from the sizes), with no phase planes:
+/// out = min(high, max(low, bias + taps ⋆ x)). Reads only x's own floats. AVX-512 only.
+void forklift_depthwise_direct_avx512(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *x, ptrdiff_t inH, ptrdiff_t inW, ptrdiff_t padTop,
+    ptrdiff_t padLeft, const float *taps, int kernel, float bias, float low, float high);
+
 // Packed-filter convolution tiles (ConvTileKernels.c).
 
 /// Six output rows × 16·tiles columns (1 ≤ tiles ≤ 4) of act(bias + panel · B): `panel` holds
@@ -56,5 +64,12 @@ void forklift_depthwise_square_avx512(
 void forklift_conv_tile6_avx512(
     const float *panel, const float *b, ptrdiff_t k, ptrdiff_t tileStride, int tiles, float *y, ptrdiff_t ldy,
     const float *bias, const float *bounds, int accumulate);
+
+/// The first `rows` (≤ 6) rows × `columns` (1…8) columns of the same product, y = act(bias + panel · B),
+/// for B one packed tile whose first `columns` lanes hold the columns. `bias` holds 6 floats.
+/// AVX-512 only.
+void forklift_conv_narrow6_avx512(
+    const float *panel, const float *b, ptrdiff_t k, int columns, int rows, float *y, ptrdiff_t ldy, const float *bias,
+    const float *bounds);
 
 #endif

@@ -60,6 +60,11 @@ struct ConvFilters: @unchecked Sendable {
     /// tile slice (64 bytes a k) then about fill L1 (32 KiB). Larger K goes in balanced slices,
     /// at the cost of a pass over partial sums; 384 keeps EfficientNet's K = 320 in one pass.
     static let maxDepth = 384
+    /// The same for the AVX-512 tile, which reads B from L2 at a quarter of the rate per
+    /// multiply-add: EfficientNet's K = 672 and 1152 then go in one pass, with no partial sums,
+    /// in blocks of twice the floats (L2 is 1 MiB), so that a 7×7 image (49 columns) is one block.
+    static let maxWideDepth = 2048
+    static let wideBlockFloats = 1 << 17
     /// Multiply-adds below which a product stays on one thread.
     static let minParallelWork = 1 << 18
 
@@ -77,14 +82,16 @@ struct ConvFilters: @unchecked Sendable {
         group g: Int, _ space: ColumnSpace, bias: UnsafePointer<Float>?, activation: Activation?, wide: Bool = ConvTile.hasWideTiles
     ) {
         let width = ConvTile.columns
-        let slices = (k + Self.maxDepth - 1) / Self.maxDepth
+        let maxDepth = wide ? Self.maxWideDepth : Self.maxDepth
+        let slices = (k + maxDepth - 1) / maxDepth
         let depth = (k + slices - 1) / slices
         let columns = space.count
         let threads = ParallelPool.shared.threads
         let parallel = threads > 1 && groupOut * k * columns >= Self.minParallelWork
         // A few parts per thread, so that a thread that gets its core late leaves less behind.
         let wanted = parallel ? 4 * threads : 1
-        var block = min(max(width, Self.blockFloats / depth / width * width), (columns + width - 1) / width * width)
+        let blockFloats = wide ? Self.wideBlockFloats : Self.blockFloats
+        var block = min(max(width, blockFloats / depth / width * width), (columns + width - 1) / width * width)
         if parallel {
             // Narrower blocks rather than split panels: each part packs its own block of B.
             block = min(block, max(4 * width, (columns + wanted * width - 1) / (wanted * width) * width))
@@ -189,6 +196,12 @@ private struct BlockPass: @unchecked Sendable {
                     }
                     // An edge tile: fewer filters or columns than a tile, or two images.
                     let cols = min(width, columns.upperBound - c0)
+                    if wide, cols <= ConvTile.narrowColumns, let out = space.output(c0, count: cols) {
+                        forklift_conv_narrow6_avx512(
+                            panel, tile, k, Int32(cols), Int32(rows), out + row0 * space.ldy, space.ldy, biases + row0, buffers.bounds)
+                        t += 1
+                        continue
+                    }
                     tile6(
                         panel: panel, b: tile, k: k, tiles: 1, y: buffers.staging, ldy: width, bias: biases + row0,
                         bounds: buffers.bounds, accumulate: false)

@@ -15,6 +15,12 @@ enum Depthwise {
         let columns = (0..<w.kernel[2]).map { w.outputs(2, offset: $0 * w.dilation[2] - w.padBegin[2]) }
         let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
         let clamp = activation != nil
+        if wide, DepthwiseDirect.applies(w) {
+            DepthwiseDirect.run(
+                x: x, weight: weight, bias: bias, y: y, batch: batch, channels: channels, multiplier: multiplier, window: w, low: low,
+                high: high)
+            return
+        }
         if DepthwisePlanar.applies(w) {
             DepthwisePlanar(w).run(
                 x: x, weight: weight, bias: bias, y: y, batch: batch, channels: channels, multiplier: multiplier, low: low, high: high,
