@@ -212,11 +212,58 @@ DW_INLINE void dw_reuse_plane(
     }
 }
 
+// `dw_reuse_rows` in 8-lane vectors, for planes at most 8 wide (7×7): two 256-bit multiply-adds
+// issue per cycle where one 512-bit does, so 7 useful lanes of 8 run at twice the rate of 7 of
+// 16. The loads are plain: a phase row has room for 8 floats past any tap's output start.
+DW_INLINE void dw_reuse_rows8(
+    float *out, ptrdiff_t outW, ptrdiff_t oh, const float *const *sources, ptrdiff_t q, const float *taps, int K, int S, int R,
+    float bias, __m512 low, __m512 high) {
+    __m256 acc[8];
+    DW_UNROLL for (int r = 0; r < R; r++) acc[r] = _mm256_set1_ps(bias);
+    DW_UNROLL for (int a = 0; a < S; a++) {
+        DW_UNROLL for (int j = 0; j < R + (K - 1 - a) / S; j++) {
+            DW_UNROLL for (int kw = 0; kw < K; kw++) {
+                const __m256 v = _mm256_loadu_ps(sources[a * K + kw] + (oh + j) * q);
+                DW_UNROLL for (int r = 0; r < R; r++) {
+                    const int kh = (j - r) * S + a;
+                    if (kh >= 0 && kh < K) acc[r] = _mm256_fmadd_ps(v, _mm256_set1_ps(taps[kh * K + kw]), acc[r]);
+                }
+            }
+        }
+    }
+    const __mmask16 mask = dw_mask(outW);
+    DW_UNROLL for (int r = 0; r < R; r++) {
+        const __m512 v = _mm512_castps256_ps512(acc[r]);
+        _mm512_mask_storeu_ps(out + (oh + r) * outW, mask, dw_clamp(v, low, high));
+    }
+}
+
+DW_INLINE void dw_reuse_plane8(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *const *sources, ptrdiff_t q, const float *taps, int K, int S,
+    float bias, __m512 low, __m512 high) {
+    enum { R = 4 };
+    if (outH < R) {
+        for (ptrdiff_t oh = 0; oh < outH; oh++) dw_reuse_rows8(out, outW, oh, sources, q, taps, K, S, 1, bias, low, high);
+        return;
+    }
+    for (ptrdiff_t g = 0; g < outH; g += R) {
+        const ptrdiff_t oh = g + R <= outH ? g : outH - R;
+        dw_reuse_rows8(out, outW, oh, sources, q, taps, K, S, R, bias, low, high);
+    }
+}
+
 DW_TARGET void forklift_depthwise_square_avx512(
     float *out, ptrdiff_t outH, ptrdiff_t outW, const float *const *sources, ptrdiff_t phaseWidth, const float *taps,
     int kernel, int stride, float bias, float low, float high) {
     const __m512 b = _mm512_set1_ps(bias), l = _mm512_set1_ps(low), h = _mm512_set1_ps(high);
     const ptrdiff_t q = phaseWidth;
+    if (outW <= 8 && (kernel == 3 || kernel == 5) && (stride == 1 || stride == 2)) {
+        if (kernel == 3 && stride == 1) dw_reuse_plane8(out, outH, outW, sources, q, taps, 3, 1, bias, l, h);
+        else if (kernel == 3) dw_reuse_plane8(out, outH, outW, sources, q, taps, 3, 2, bias, l, h);
+        else if (stride == 1) dw_reuse_plane8(out, outH, outW, sources, q, taps, 5, 1, bias, l, h);
+        else dw_reuse_plane8(out, outH, outW, sources, q, taps, 5, 2, bias, l, h);
+        return;
+    }
     // Literal sizes let the compiler unroll every loop and drop the tap conditions.
     if (kernel == 3 && stride == 1) dw_reuse_plane(out, outH, outW, sources, q, taps, 3, 1, b, l, h);
     else if (kernel == 3 && stride == 2) dw_reuse_plane(out, outH, outW, sources, q, taps, 3, 2, b, l, h);
