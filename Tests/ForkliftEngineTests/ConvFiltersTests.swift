@@ -26,6 +26,8 @@ import Testing
         // Edge tiles of 2 to 6 columns in one image: the AVX-512 narrow kernel's other widths.
         Case(filters: 9, channels: 30, positions: 196, images: 1), Case(filters: 11, channels: 7, positions: 35, images: 1),
         Case(filters: 6, channels: 13, positions: 18, images: 1), Case(filters: 5, channels: 9, positions: 6, images: 1),
+        // One image read in place, with a last tile of 9–15 columns (packed on its own).
+        Case(filters: 7, channels: 21, positions: 28, images: 1), Case(filters: 13, channels: 50, positions: 300, images: 1),
     ]
 
     static let wideVariants = ConvTile.hasWideTiles ? [false, true] : [false]

@@ -57,19 +57,19 @@ void forklift_depthwise_direct_avx512(
 // Packed-filter convolution tiles (ConvTileKernels.c).
 
 /// Six output rows × 16·tiles columns (1 ≤ tiles ≤ 4) of act(bias + panel · B): `panel` holds
-/// 6 floats per k, B `tiles` packed tiles of 16 floats per k, `tileStride` floats apart, each
-/// 64-byte aligned. Rows of y are ldy apart. With `accumulate` the product is added to what y
-/// holds, instead of to `bias` (6 floats). `bounds` holds the activation's low and high (±∞
-/// without one). AVX-512 only.
+/// 6 floats per k; tile v of B holds 16 floats per k, bStride floats apart, from b + v·tileStride
+/// (packed tiles: bStride 16, tileStride 16·k; B as it lies: its row stride, 16). Rows of y are
+/// ldy apart. With `accumulate` the product is added to what y holds, instead of to `bias`
+/// (6 floats). `bounds` holds the activation's low and high (±∞ without one). AVX-512 only.
 void forklift_conv_tile6_avx512(
-    const float *panel, const float *b, ptrdiff_t k, ptrdiff_t tileStride, int tiles, float *y, ptrdiff_t ldy,
-    const float *bias, const float *bounds, int accumulate);
+    const float *panel, const float *b, ptrdiff_t k, ptrdiff_t bStride, ptrdiff_t tileStride, int tiles, float *y,
+    ptrdiff_t ldy, const float *bias, const float *bounds, int accumulate);
 
 /// The first `rows` (≤ 6) rows × `columns` (1…8) columns of the same product, y = act(bias + panel · B),
-/// for B one packed tile whose first `columns` lanes hold the columns. `bias` holds 6 floats.
+/// for B `columns` floats per k, bStride floats apart (only those are read). `bias` holds 6 floats.
 /// AVX-512 only.
 void forklift_conv_narrow6_avx512(
-    const float *panel, const float *b, ptrdiff_t k, int columns, int rows, float *y, ptrdiff_t ldy, const float *bias,
-    const float *bounds);
+    const float *panel, const float *b, ptrdiff_t k, ptrdiff_t bStride, int columns, int rows, float *y, ptrdiff_t ldy,
+    const float *bias, const float *bounds);
 
 #endif

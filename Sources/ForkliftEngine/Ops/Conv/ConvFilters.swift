@@ -176,7 +176,18 @@ private struct BlockPass: @unchecked Sendable {
         let tiles = (columns.count + width - 1) / width
         let groupOut = filters.groupOut
         guard sliced else {
-            pack(buffers.packed, depth: 0..<k, columns: columns)
+            // On AVX-512 a block inside one image is read where it lies: packing it cost as much
+            // as the product for small K (a copy of B against K·6 multiply-adds a column per
+            // panel) and was memory-bound at two threads. Only a last tile of 9–15 columns is
+            // packed, for the staging path; the narrow kernel reads fewer columns in place.
+            let inPlace = wide ? space.input(columns.lowerBound, count: columns.count) : nil
+            let lastColumns = columns.count - (tiles - 1) * width
+            if inPlace == nil {
+                pack(buffers.packed, depth: 0..<k, columns: columns)
+            } else if lastColumns > ConvTile.narrowColumns, lastColumns < width {
+                let c = columns.lowerBound + (tiles - 1) * width
+                space.pack(buffers.packed + (tiles - 1) * k * width, depth: 0..<k, columns: c..<columns.upperBound)
+            }
             for p in panels {
                 let row0 = p * ConvTile.rows
                 let panel = self.panels + p * k * ConvTile.rows
@@ -184,27 +195,34 @@ private struct BlockPass: @unchecked Sendable {
                 var t = 0
                 while t < tiles {
                     let c0 = columns.lowerBound + t * width
-                    let tile = UnsafePointer(buffers.packed + t * k * width)
+                    let cols = min(width, columns.upperBound - c0)
+                    // Tile t's B: in place (rows ldb apart) or packed (16 floats a row).
+                    let (tile, bStride, tileStride) =
+                        inPlace.map { (UnsafePointer($0 + t * width), space.ldb, width) }
+                        ?? (UnsafePointer(buffers.packed + t * k * width), width, k * width)
                     // Whole tiles in one image, up to four at once on AVX-512.
                     let run = rows == ConvTile.rows ? directTiles(from: t, of: tiles, columns: columns) : 0
                     if run > 0, let out = space.output(c0, count: run * width) {
                         tile6(
-                            panel: panel, b: tile, k: k, tiles: run, y: out + row0 * space.ldy, ldy: space.ldy, bias: biases + row0,
-                            bounds: buffers.bounds, accumulate: false)
+                            panel: panel, b: tile, k: k, bStride: bStride, tileStride: tileStride, tiles: run,
+                            y: out + row0 * space.ldy, ldy: space.ldy, bias: biases + row0, bounds: buffers.bounds, accumulate: false)
                         t += run
                         continue
                     }
                     // An edge tile: fewer filters or columns than a tile, or two images.
-                    let cols = min(width, columns.upperBound - c0)
                     if wide, cols <= ConvTile.narrowColumns, let out = space.output(c0, count: cols) {
                         forklift_conv_narrow6_avx512(
-                            panel, tile, k, Int32(cols), Int32(rows), out + row0 * space.ldy, space.ldy, biases + row0, buffers.bounds)
+                            panel, tile, k, bStride, Int32(cols), Int32(rows), out + row0 * space.ldy, space.ldy, biases + row0,
+                            buffers.bounds)
                         t += 1
                         continue
                     }
+                    // A partial tile in place was packed above.
+                    let whole = cols == width || inPlace == nil
                     tile6(
-                        panel: panel, b: tile, k: k, tiles: 1, y: buffers.staging, ldy: width, bias: biases + row0,
-                        bounds: buffers.bounds, accumulate: false)
+                        panel: panel, b: whole ? tile : UnsafePointer(buffers.packed + t * k * width), k: k,
+                        bStride: whole ? bStride : width, tileStride: k * width, tiles: 1, y: buffers.staging, ldy: width,
+                        bias: biases + row0, bounds: buffers.bounds, accumulate: false)
                     space.scatter(
                         buffers.staging, ld: width, rows: row0..<(row0 + rows), columns: c0..<(c0 + cols), bias: nil, low: -.infinity,
                         high: .infinity)
@@ -226,8 +244,8 @@ private struct BlockPass: @unchecked Sendable {
                 while t < tiles {
                     let run = wide ? min(ConvTile.wideTiles, tiles - t) : 1
                     tile6(
-                        panel: panel, b: buffers.packed + t * kd * width, k: kd, tiles: run, y: sums + t * width, ldy: block,
-                        bias: buffers.zeros, bounds: buffers.open, accumulate: k0 > 0)
+                        panel: panel, b: buffers.packed + t * kd * width, k: kd, bStride: width, tileStride: kd * width, tiles: run,
+                        y: sums + t * width, ldy: block, bias: buffers.zeros, bounds: buffers.open, accumulate: k0 > 0)
                     t += run
                 }
             }
@@ -250,16 +268,17 @@ private struct BlockPass: @unchecked Sendable {
         return run
     }
 
-    /// Six rows × `tiles` tiles of B (each `k`·16 floats, consecutive): the AVX-512 kernel, or
-    /// one AVX2 tile at a time.
+    /// Six rows × `tiles` tiles of B (16 floats per k, `bStride` apart, tiles `tileStride`
+    /// apart): the AVX-512 kernel, or one AVX2 tile at a time (packed tiles only: bStride 16,
+    /// tileStride 16·k).
     @inline(__always)
     private func tile6(
-        panel: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, tiles: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
-        bias: UnsafePointer<Float>, bounds: UnsafePointer<Float>, accumulate: Bool
+        panel: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, bStride: Int, tileStride: Int, tiles: Int,
+        y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>, bounds: UnsafePointer<Float>, accumulate: Bool
     ) {
         let width = ConvTile.columns
         if wide {
-            forklift_conv_tile6_avx512(panel, b, k, k * width, Int32(tiles), y, ldy, bias, bounds, accumulate ? 1 : 0)
+            forklift_conv_tile6_avx512(panel, b, k, bStride, tileStride, Int32(tiles), y, ldy, bias, bounds, accumulate ? 1 : 0)
             return
         }
         for t in 0..<tiles {
@@ -323,6 +342,13 @@ struct ColumnSpace {
         if filled < width {
             for kk in 0..<k { (tile + kk * width + filled).update(repeating: 0, count: width - filled) }
         }
+    }
+
+    /// Where columns `c0 ..< c0 + count` start in B when they lie in one image, else nil.
+    @inline(__always)
+    func input(_ c0: Int, count: Int) -> UnsafePointer<Float>? {
+        let (image, j) = c0.quotientAndRemainder(dividingBy: perImage)
+        return j + count <= perImage ? b + image * bImage + j : nil
     }
 
     /// Where columns `c0 ..< c0 + count` start in Y when they lie in one image, else nil.
