@@ -176,18 +176,13 @@ private struct BlockPass: @unchecked Sendable {
         let tiles = (columns.count + width - 1) / width
         let groupOut = filters.groupOut
         guard sliced else {
-            // On AVX-512 a block inside one image is read where it lies: packing it cost as much
-            // as the product for small K (a copy of B against K·6 multiply-adds a column per
-            // panel) and was memory-bound at two threads. Only a last tile of 9–15 columns is
-            // packed, for the staging path; the narrow kernel reads fewer columns in place.
-            let inPlace = wide ? space.input(columns.lowerBound, count: columns.count) : nil
-            let lastColumns = columns.count - (tiles - 1) * width
-            if inPlace == nil {
-                pack(buffers.packed, depth: 0..<k, columns: columns)
-            } else if lastColumns > ConvTile.narrowColumns, lastColumns < width {
-                let c = columns.lowerBound + (tiles - 1) * width
-                space.pack(buffers.packed + (tiles - 1) * k * width, depth: 0..<k, columns: c..<columns.upperBound)
+            if wide, let source = space.input(columns.lowerBound, count: columns.count),
+                let out = space.output(columns.lowerBound, count: columns.count)
+            {
+                runInPlace(source: source, out: out, columns: columns.count, panels: panels, buffers)
+                return
             }
+            pack(buffers.packed, depth: 0..<k, columns: columns)
             for p in panels {
                 let row0 = p * ConvTile.rows
                 let panel = self.panels + p * k * ConvTile.rows
@@ -196,32 +191,26 @@ private struct BlockPass: @unchecked Sendable {
                 while t < tiles {
                     let c0 = columns.lowerBound + t * width
                     let cols = min(width, columns.upperBound - c0)
-                    // Tile t's B: in place (rows ldb apart) or packed (16 floats a row).
-                    let (tile, bStride, tileStride) =
-                        inPlace.map { (UnsafePointer($0 + t * width), space.ldb, width) }
-                        ?? (UnsafePointer(buffers.packed + t * k * width), width, k * width)
+                    let tile = UnsafePointer(buffers.packed + t * k * width)
                     // Whole tiles in one image, up to four at once on AVX-512.
                     let run = rows == ConvTile.rows ? directTiles(from: t, of: tiles, columns: columns) : 0
                     if run > 0, let out = space.output(c0, count: run * width) {
                         tile6(
-                            panel: panel, b: tile, k: k, bStride: bStride, tileStride: tileStride, tiles: run,
-                            y: out + row0 * space.ldy, ldy: space.ldy, bias: biases + row0, bounds: buffers.bounds, accumulate: false)
+                            panel: panel, b: tile, k: k, bStride: width, tileStride: k * width, tiles: run, y: out + row0 * space.ldy,
+                            ldy: space.ldy, bias: biases + row0, bounds: buffers.bounds, accumulate: false)
                         t += run
                         continue
                     }
                     // An edge tile: fewer filters or columns than a tile, or two images.
                     if wide, cols <= ConvTile.narrowColumns, let out = space.output(c0, count: cols) {
                         forklift_conv_narrow6_avx512(
-                            panel, tile, k, bStride, Int32(cols), Int32(rows), out + row0 * space.ldy, space.ldy, biases + row0,
+                            panel, tile, k, width, Int32(cols), Int32(rows), out + row0 * space.ldy, space.ldy, biases + row0,
                             buffers.bounds)
                         t += 1
                         continue
                     }
-                    // A partial tile in place was packed above.
-                    let whole = cols == width || inPlace == nil
                     tile6(
-                        panel: panel, b: whole ? tile : UnsafePointer(buffers.packed + t * k * width), k: k,
-                        bStride: whole ? bStride : width, tileStride: k * width, tiles: 1, y: buffers.staging, ldy: width,
+                        panel: panel, b: tile, k: k, bStride: width, tileStride: k * width, tiles: 1, y: buffers.staging, ldy: width,
                         bias: biases + row0, bounds: buffers.bounds, accumulate: false)
                     space.scatter(
                         buffers.staging, ld: width, rows: row0..<(row0 + rows), columns: c0..<(c0 + cols), bias: nil, low: -.infinity,
@@ -255,6 +244,61 @@ private struct BlockPass: @unchecked Sendable {
         let row1 = min(panels.upperBound * ConvTile.rows, groupOut)
         space.scatter(
             buffers.sums + row0 * block, ld: block, rows: row0..<row1, columns: columns, bias: biases + row0, low: low, high: high)
+    }
+
+    /// The AVX-512 product of a block inside one image, B read where it lies (rows `ldb` apart)
+    /// from `source` and Y written from `out`: packing it cost as much as the product for small
+    /// K (a copy of B against 6·K multiply-adds a column per panel) and was memory-bound at two
+    /// threads. Whole tiles go four at a time with no per-tile image lookups; a last tile of at
+    /// most 8 columns goes to the narrow kernel, one of 9–15 is packed and staged.
+    private func runInPlace(
+        source: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, columns: Int, panels: Range<Int>, _ buffers: Buffers
+    ) {
+        let (k, width, ldb, ldy) = (filters.k, ConvTile.columns, space.ldb, space.ldy)
+        let whole = columns / width
+        let last = columns - whole * width
+        let edge = UnsafePointer(buffers.packed)
+        if last > ConvTile.narrowColumns {
+            for kk in 0..<k {
+                let (from, to) = (source + kk * ldb + whole * width, buffers.packed + kk * width)
+                for i in 0..<width { to[i] = i < last ? from[i] : 0 }
+            }
+        }
+        for p in panels {
+            let row0 = p * ConvTile.rows
+            let panel = self.panels + p * k * ConvTile.rows
+            let rows = min(ConvTile.rows, filters.groupOut - row0)
+            let y = out + row0 * ldy
+            var t = 0
+            while rows == ConvTile.rows, t < whole {
+                let run = min(ConvTile.wideTiles, whole - t)
+                forklift_conv_tile6_avx512(
+                    panel, source + t * width, k, ldb, width, Int32(run), y + t * width, ldy, biases + row0, buffers.bounds, 0)
+                t += run
+            }
+            // Fewer filters than a panel: whole tiles one at a time through the staging tile.
+            while t < whole {
+                forklift_conv_tile6_avx512(
+                    panel, source + t * width, k, ldb, width, 1, buffers.staging, width, biases + row0, buffers.bounds, 0)
+                stage(buffers.staging, rows: rows, columns: width, to: y + t * width)
+                t += 1
+            }
+            if last == 0 { continue }
+            if last <= ConvTile.narrowColumns {
+                forklift_conv_narrow6_avx512(
+                    panel, source + whole * width, k, ldb, Int32(last), Int32(rows), y + whole * width, ldy, biases + row0, buffers.bounds)
+            } else {
+                forklift_conv_tile6_avx512(panel, edge, k, width, k * width, 1, buffers.staging, width, biases + row0, buffers.bounds, 0)
+                stage(buffers.staging, rows: rows, columns: last, to: y + whole * width)
+            }
+        }
+    }
+
+    /// Copies `rows` × `columns` of a staging tile (rows 16 apart) to Y at `y` (rows `ldy` apart).
+    private func stage(_ staging: UnsafePointer<Float>, rows: Int, columns: Int, to y: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            (y + r * space.ldy).update(from: staging + r * ConvTile.columns, count: columns)
+        }
     }
 
     /// How many tiles from tile `t` (of `tiles` in `columns`) are whole (16 columns) and lie in
