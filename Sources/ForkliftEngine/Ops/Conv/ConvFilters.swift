@@ -93,11 +93,18 @@ struct ConvFilters: @unchecked Sendable {
         let blockFloats = wide ? Self.wideBlockFloats : Self.blockFloats
         var block = min(max(width, blockFloats / depth / width * width), (columns + width - 1) / width * width)
         if parallel {
-            // Narrower blocks rather than split panels: each part packs its own block of B.
-            block = min(block, max(4 * width, (columns + wanted * width - 1) / (wanted * width) * width))
+            // Narrower blocks rather than split panels (each part packs its own block of B): about
+            // one per part, of at least four tiles, as even as whole tiles allow. Equal blocks of
+            // ⌈tiles / parts⌉ left a 14×14 image (13 tiles) as 4 + 4 + 4 + 1: two threads then
+            // took two blocks and one.
+            let tiles = (columns + width - 1) / width
+            let perBlock = max(4, (tiles + wanted - 1) / wanted)
+            let count = (tiles + perBlock - 1) / perBlock
+            block = min(block, (tiles + count - 1) / count * width)
         }
         let blocks = (columns + block - 1) / block
-        let panelSplit = blocks >= threads ? 1 : min(panelsPerGroup, threads)
+        // Too few blocks for the parts (small images at batch 1): the panels split as well.
+        let panelSplit = blocks >= wanted ? 1 : min(panelsPerGroup, (wanted + blocks - 1) / blocks)
         let units = blocks * panelSplit
         let parts = min(wanted, units)
         let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
