@@ -65,10 +65,29 @@ import Testing
         Case(inH: 20, inW: 20, kernel: 7, stride: 1, padBegin: (3, 3), padEnd: (3, 3)),
         // Stride 5: the general (non-phase) loop.
         Case(inH: 12, inW: 12, kernel: 5, stride: 5, padBegin: (1, 1), padEnd: (2, 2)),
+        // The AVX-512 kernels: rows past one vector with a masked tail, fewer rows than a tile,
+        // stride 2 with odd and even left pads (which phase the even columns land in), a plane
+        // smaller than the kernel's reach.
+        Case(inH: 3, inW: 40, kernel: 3, stride: 1, padBegin: (1, 1), padEnd: (1, 1)),
+        Case(inH: 9, inW: 33, kernel: 5, stride: 2, padBegin: (2, 2), padEnd: (2, 2), activation: nil),
+        Case(inH: 10, inW: 35, kernel: 3, stride: 2, padBegin: (1, 1), padEnd: (0, 0)),
+        Case(inH: 2, inW: 2, kernel: 5, stride: 1, padBegin: (2, 2), padEnd: (2, 2)),
+        Case(inH: 21, inW: 50, kernel: 5, stride: 1, padBegin: (2, 2), padEnd: (2, 2), activation: .relu),
+        // 3×3 stride 1 straight from the input (AVX-512): pads on one side only, rows past one
+        // vector, a channel multiplier.
+        Case(inH: 6, inW: 19, kernel: 3, stride: 1, padBegin: (0, 2), padEnd: (2, 0), multiplier: 2),
+        Case(inH: 13, inW: 33, kernel: 3, stride: 1, padBegin: (2, 0), padEnd: (0, 2), activation: nil),
     ]
+
+    /// The AVX2 loops always, and the AVX-512 kernels where this CPU has them.
+    static let wideVariants = DepthwisePlanar.hasWidePlanes ? [false, true] : [false]
 
     @Test(arguments: cases, [1, 2])
     func matchesPlainLoop(_ c: Case, threads: Int) {
+        for wide in Self.wideVariants { check(c, threads: threads, wide: wide) }
+    }
+
+    func check(_ c: Case, threads: Int, wide: Bool) {
         let (batch, channels) = (2, 5)
         let w = c.window
         let filters = channels * c.multiplier
@@ -92,7 +111,7 @@ import Testing
                     y.withUnsafeMutableBufferPointer { yp in
                         Depthwise.run(
                             x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!, y: yp.baseAddress!, batch: batch,
-                            channels: channels, multiplier: c.multiplier, window: w, activation: c.activation)
+                            channels: channels, multiplier: c.multiplier, window: w, activation: c.activation, wide: wide)
                     }
                 }
             }
@@ -121,7 +140,7 @@ import Testing
                 }
             }
         }
-        #expect(worst <= 1e-4, "\(c.testDescription), \(threads) thread(s): max error \(worst)")
+        #expect(worst <= 1e-4, "\(c.testDescription), \(threads) thread(s), wide \(wide): max error \(worst)")
     }
 }
 

@@ -48,4 +48,53 @@ void forklift_winograd_output_avx512(
     const float *m, ptrdiff_t rows, ptrdiff_t channels, const float *bias, float low, float high, float *y,
     ptrdiff_t outHeight, ptrdiff_t outWidth, ptrdiff_t tileRows, ptrdiff_t tileCols, ptrdiff_t t0, ptrdiff_t count);
 
+// Depthwise convolution (DepthwiseKernels.c).
+
+/// One depthwise output plane over zero-padded phase planes (see DepthwisePlanar.swift):
+/// out[oh·outW + ow] = min(high, max(low, bias + Σₜ taps[t]·sources[t][oh·phaseWidth + ow])) for
+/// t < tapCount. Reads stay below sources[t] + outH·phaseWidth. AVX-512 only.
+void forklift_depthwise_plane_avx512(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *const *sources, ptrdiff_t phaseWidth, const float *taps,
+    int tapCount, float bias, float low, float high);
+
+/// Writes input plane x [inH, inW] into its phase planes (phase (a, b) at phases + (a·strideW + b)·phaseSize,
+/// rows phaseWidth apart), padded by padTop rows and padLeft columns; strides 1 or 2 only.
+/// Only positions that hold input are written: the padding keeps what the planes held. AVX-512 only.
+void forklift_depthwise_fill_avx512(
+    float *phases, ptrdiff_t phaseSize, ptrdiff_t phaseWidth, const float *x, ptrdiff_t inH, ptrdiff_t inW, ptrdiff_t padTop,
+    ptrdiff_t padLeft, int strideH, int strideW);
+
+/// `forklift_depthwise_plane_avx512` for a square kernel × kernel without dilation at the given
+/// row stride (the phase planes' column stride does not matter), faster for kernel 3 or 5 and
+/// stride 1 or 2; other sizes go to the general kernel. AVX-512 only.
+void forklift_depthwise_square_avx512(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *const *sources, ptrdiff_t phaseWidth, const float *taps,
+    int kernel, int stride, float bias, float low, float high);
+
+/// One output plane [outH, outW] of a stride-1, undilated kernel × kernel (3 or 5) depthwise
+/// convolution read straight from input plane x [inH, inW] padded by padTop rows and padLeft
+/// columns (zeros; the bottom and right padding follow from the sizes), with no phase planes:
+/// out = min(high, max(low, bias + taps ⋆ x)). Reads only x's own floats. AVX-512 only.
+void forklift_depthwise_direct_avx512(
+    float *out, ptrdiff_t outH, ptrdiff_t outW, const float *x, ptrdiff_t inH, ptrdiff_t inW, ptrdiff_t padTop,
+    ptrdiff_t padLeft, const float *taps, int kernel, float bias, float low, float high);
+
+// Packed-filter convolution tiles (ConvTileKernels.c).
+
+/// Six output rows × 16·tiles columns (1 ≤ tiles ≤ 4) of act(bias + panel · B): `panel` holds
+/// 6 floats per k; tile v of B holds 16 floats per k, bStride floats apart, from b + v·tileStride
+/// (packed tiles: bStride 16, tileStride 16·k; B as it lies: its row stride, 16). Rows of y are
+/// ldy apart. With `accumulate` the product is added to what y holds, instead of to `bias`
+/// (6 floats). `bounds` holds the activation's low and high (±∞ without one). AVX-512 only.
+void forklift_conv_tile6_avx512(
+    const float *panel, const float *b, ptrdiff_t k, ptrdiff_t bStride, ptrdiff_t tileStride, int tiles, float *y,
+    ptrdiff_t ldy, const float *bias, const float *bounds, int accumulate);
+
+/// The first `rows` (≤ 6) rows × `columns` (1…8) columns of the same product, y = act(bias + panel · B),
+/// for B `columns` floats per k, bStride floats apart (only those are read). `bias` holds 6 floats.
+/// AVX-512 only.
+void forklift_conv_narrow6_avx512(
+    const float *panel, const float *b, ptrdiff_t k, ptrdiff_t bStride, int columns, int rows, float *y, ptrdiff_t ldy,
+    const float *bias, const float *bounds);
+
 #endif

@@ -1,12 +1,22 @@
+import CForkliftKernels
+
 /// The microkernel of `ConvFilters`: one tile of 6 output channels × 16 output positions,
 /// `act(bias + panel · B)`, in twelve AVX2 accumulators (registers: 12 + 2 for B + 1 broadcast).
 ///
 /// The panel holds the 6 filters' weights k-major (6 consecutive floats per k); the tile of B
 /// holds 16 consecutive floats per k. Both are read as one sequential stream.
 /// (Needs the engine compiled for AVX2/FMA, `-target-cpu haswell`; otherwise still correct.)
+/// On AVX-512 `forklift_conv_tile6_avx512` takes its place, over up to `wideTiles` tiles at once.
 enum ConvTile {
     static let rows = 6
     static let columns = 16
+    /// Tiles of 16 columns that one call of the AVX-512 kernel covers.
+    static let wideTiles = 4
+    /// Most columns of an edge tile that the AVX-512 narrow kernel takes, a product per column:
+    /// it costs about a sixth of a whole tile per column.
+    static let narrowColumns = 8
+    /// Whether the AVX-512 kernel may run here (checked once, at first use).
+    static let hasWideTiles = forklift_kernels_have_avx512() != 0
 
     /// Stores all 6×16 results into `y` (rows `ldy` apart), or adds the product to what `y`
     /// holds when `accumulate`; callers with an edge tile pass a staging tile and copy out what

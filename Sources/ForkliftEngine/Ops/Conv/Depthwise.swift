@@ -2,21 +2,29 @@ import Foundation
 
 /// Depthwise convolution (one input channel per group, `multiplier` filters each): a direct loop
 /// that accumulates whole output rows per kernel tap. Padding is handled by clamping each tap's
-/// range of output columns, so the inner loop has no branch and vectorises.
+/// range of output columns, so the inner loop has no branch and vectorises. `wide` false keeps
+/// the phase-plane path to its AVX2 loops (what CPUs without AVX-512 run; tests cover them so).
 enum Depthwise {
     static func run(
         x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
-        y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, multiplier: Int, window w: Window, activation: Activation?
+        y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, multiplier: Int, window w: Window, activation: Activation?,
+        wide: Bool = DepthwisePlanar.hasWidePlanes
     ) {
         let filters = channels * multiplier
         let planes = batch * filters
         let columns = (0..<w.kernel[2]).map { w.outputs(2, offset: $0 * w.dilation[2] - w.padBegin[2]) }
         let (low, high) = activation?.bounds ?? (-Float.infinity, Float.infinity)
         let clamp = activation != nil
+        if wide, DepthwiseDirect.applies(w) {
+            DepthwiseDirect.run(
+                x: x, weight: weight, bias: bias, y: y, batch: batch, channels: channels, multiplier: multiplier, window: w, low: low,
+                high: high)
+            return
+        }
         if DepthwisePlanar.applies(w) {
             DepthwisePlanar(w).run(
                 x: x, weight: weight, bias: bias, y: y, batch: batch, channels: channels, multiplier: multiplier, low: low, high: high,
-                clamp: clamp)
+                clamp: clamp, wide: wide)
             return
         }
         let work = planes * w.outputVolume * w.kernelVolume

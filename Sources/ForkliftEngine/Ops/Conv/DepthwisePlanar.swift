@@ -1,11 +1,16 @@
+import CForkliftKernels
 import Foundation
 
 /// Depthwise convolution of 1-D and 2-D planes as contiguous vector loops. Each input plane is
 /// copied once, zero-padded, into `stride²` phase planes (phase (a, b) holds padded rows ≡ a and
 /// columns ≡ b modulo the stride), all of row length `q`. In phase coordinates every kernel tap
 /// reads its phase plane at a fixed offset from the output position `oh·q + ow`, so the taps of
-/// eight neighbouring outputs are eight contiguous floats: `DepthwiseRows` does the arithmetic.
+/// eight neighbouring outputs are eight contiguous floats: `DepthwiseRows` (AVX2) or
+/// `forklift_depthwise_plane_avx512` does the arithmetic.
 struct DepthwisePlanar {
+    /// Whether the AVX-512 plane kernel may run here (checked once, at first use).
+    static let hasWidePlanes = forklift_kernels_have_avx512() != 0
+
     let window: Window
     /// Height and width of the padded input.
     let paddedH: Int
@@ -48,7 +53,8 @@ struct DepthwisePlanar {
 
     func run(
         x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
-        y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, multiplier: Int, low: Float, high: Float, clamp: Bool
+        y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, multiplier: Int, low: Float, high: Float, clamp: Bool,
+        wide: Bool
     ) {
         let w = window
         let phaseCount = w.stride[1] * w.stride[2]
@@ -56,6 +62,9 @@ struct DepthwisePlanar {
         let rows = DepthwiseRows(
             outH: w.output[1], outW: w.output[2], phaseWidth: phaseWidth, tapCount: tapPhase.count, low: low, high: high, clamp: clamp)
         let square = w.kernel[1] == w.kernel[2] ? w.kernel[1] : 0
+        // Copying a 7×7 plane cost as much as convolving it, for the integer division per row and
+        // the partial vectors: the C fill has neither (strides 1 and 2, all EfficientNet has).
+        let wideFill = wide && w.stride[1] <= 2 && w.stride[2] <= 2
         Parallel.forEachChunk(count: batch * channels, work: work) { range in
             let phases = UnsafeMutablePointer<Float>.allocate(capacity: phaseCount * phaseSize)
             phases.initialize(repeating: 0, count: phaseCount * phaseSize)
@@ -68,14 +77,33 @@ struct DepthwisePlanar {
                 sources.deallocate()
             }
             for t in tapPhase.indices { sources[t] = UnsafePointer(phases + tapPhase[t] * phaseSize + tapOffset[t]) }
+            // C's `const float *const *`; an optional pointer has the same layout.
+            let cSources = UnsafeRawPointer(sources).assumingMemoryBound(to: UnsafePointer<Float>?.self)
             for plane in range {
                 let (n, c) = plane.quotientAndRemainder(dividingBy: channels)
-                fillPhases(phases, scratch: scratch, from: x + plane * w.inputVolume)
+                if wideFill {
+                    forklift_depthwise_fill_avx512(
+                        phases, phaseSize, phaseWidth, x + plane * w.inputVolume, w.input[1], w.input[2], w.padBegin[1], w.padBegin[2],
+                        Int32(w.stride[1]), Int32(w.stride[2]))
+                } else {
+                    fillPhases(phases, scratch: scratch, from: x + plane * w.inputVolume)
+                }
                 for f in 0..<multiplier {
                     let m = c * multiplier + f
                     let out = y + (n * channels * multiplier + m) * w.outputVolume
                     let taps = UnsafePointer(weight + m * w.kernelVolume)
                     let b = bias?[m] ?? 0
+                    // Without an activation the bounds are ±∞, which the kernels' clamp leaves as is.
+                    if wide, square > 0, w.dilation[1] == 1, w.dilation[2] == 1 {
+                        forklift_depthwise_square_avx512(
+                            out, w.output[1], w.output[2], cSources, phaseWidth, taps, Int32(square), Int32(w.stride[1]), b, low, high)
+                        continue
+                    }
+                    if wide {
+                        forklift_depthwise_plane_avx512(
+                            out, w.output[1], w.output[2], cSources, phaseWidth, taps, Int32(tapPhase.count), b, low, high)
+                        continue
+                    }
                     // Literal tap counts let the compiler unroll the tap loop for 3×3 and 5×5.
                     switch square {
                     case 3: rows.run(out, sources: sources, taps: taps, tapCount: 9, bias: b)
