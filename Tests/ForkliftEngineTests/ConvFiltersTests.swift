@@ -34,6 +34,10 @@ import Testing
 
     @Test(arguments: cases, [1, 2])
     func matchesPlainLoop(_ c: Case, threads: Int) throws {
+        try ComputeThreads.with(threads) { try check(c, threads: threads) }
+    }
+
+    private func check(_ c: Case, threads: Int) throws {
         var generator = SeededGenerator(seed: UInt64(c.filters * 1_000_000 + c.channels * 1000 + c.positions))
         let x = (0..<(c.images * c.channels * c.positions)).map { _ in Float.random(in: -1...1, using: &generator) }
         let w = (0..<(c.filters * c.channels)).map { _ in Float.random(in: -1...1, using: &generator) }
@@ -42,9 +46,6 @@ import Testing
         weights.floats.update(from: w, count: w.count)
         let filters = try #require(ConvFilters(weights, group: 1))
 
-        let previous = BLAS.threads
-        BLAS.setThreads(threads)
-        defer { BLAS.setThreads(previous) }
         let activations: [Activation?] = [nil, .clip(min: -0.5, max: 0.75)]
         for wide in Self.wideVariants {
             for activation in activations {

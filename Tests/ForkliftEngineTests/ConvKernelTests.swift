@@ -65,9 +65,10 @@ import Testing
 
     @Test(arguments: cases, [1, 2])
     func matchesPlainLoop(_ c: Case, threads: Int) throws {
-        let previous = BLAS.threads
-        BLAS.setThreads(threads)
-        defer { BLAS.setThreads(previous) }
+        try ComputeThreads.with(threads) { try check(c, threads: threads) }
+    }
+
+    private func check(_ c: Case, threads: Int) throws {
         let groupIn = c.channels / c.group
         let groupOut = c.filters / c.group
         let k = groupIn * c.kernel * c.kernel

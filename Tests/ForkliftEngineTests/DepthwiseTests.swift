@@ -84,7 +84,9 @@ import Testing
 
     @Test(arguments: cases, [1, 2])
     func matchesPlainLoop(_ c: Case, threads: Int) {
-        for wide in Self.wideVariants { check(c, threads: threads, wide: wide) }
+        ComputeThreads.with(threads) {
+            for wide in Self.wideVariants { check(c, threads: threads, wide: wide) }
+        }
     }
 
     func check(_ c: Case, threads: Int, wide: Bool) {
@@ -99,9 +101,6 @@ import Testing
         let bias = (0..<filters).map { _ in Float.random(in: -1...1, using: &generator) }
         var y = [Float](repeating: .nan, count: batch * filters * outH * outW)
 
-        let previous = BLAS.threads
-        BLAS.setThreads(threads)
-        defer { BLAS.setThreads(previous) }
         var xs = x
         var ws = weight
         var bs = bias
