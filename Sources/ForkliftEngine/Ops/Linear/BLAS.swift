@@ -33,7 +33,8 @@ enum LinearBLAS {
             return
         }
         let threads = ParallelPool.shared.threads
-        guard threads > 1, m * n * k >= Self.minParallelWork else {
+        // In Double: three dimensions that each fit blasint can overflow Int when multiplied.
+        guard threads > 1, Double(m) * Double(n) * Double(k) >= Double(Self.minParallelWork) else {
             cblas_sgemm(
                 CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
