@@ -30,8 +30,6 @@ import Testing
         Case(filters: 7, channels: 21, positions: 28, images: 1), Case(filters: 13, channels: 50, positions: 300, images: 1),
     ]
 
-    static let wideVariants = ConvTile.hasWideTiles ? [false, true] : [false]
-
     @Test(arguments: cases, [1, 2])
     func matchesPlainLoop(_ c: Case, threads: Int) throws {
         try ComputeThreads.with(threads) { try check(c, threads: threads) }
@@ -47,7 +45,7 @@ import Testing
         let filters = try #require(ConvFilters(weights, group: 1))
 
         let activations: [Activation?] = [nil, .clip(min: -0.5, max: 0.75)]
-        for wide in Self.wideVariants {
+        for wide in kernelVariants {
             for activation in activations {
                 var y = [Float](repeating: .nan, count: c.images * c.filters * c.positions)
                 x.withUnsafeBufferPointer { xp in

@@ -79,13 +79,10 @@ import Testing
         Case(inH: 13, inW: 33, kernel: 3, stride: 1, padBegin: (2, 0), padEnd: (0, 2), activation: nil),
     ]
 
-    /// The AVX2 loops always, and the AVX-512 kernels where this CPU has them.
-    static let wideVariants = DepthwisePlanar.hasWidePlanes ? [false, true] : [false]
-
     @Test(arguments: cases, [1, 2])
     func matchesPlainLoop(_ c: Case, threads: Int) {
         ComputeThreads.with(threads) {
-            for wide in Self.wideVariants { check(c, threads: threads, wide: wide) }
+            for wide in kernelVariants { check(c, threads: threads, wide: wide) }
         }
     }
 

@@ -42,7 +42,7 @@ import Testing
 
         // The AVX2 kernels run here only when asked for: this machine takes the AVX-512 ones.
         let variants: [(accumulate: Bool, activation: Activation?, wide: Bool)] = [
-            (false, nil, PanelKernel.hasWideRows), (true, .clip(min: -0.5, max: 0.75), PanelKernel.hasWideRows),
+            (false, nil, CPUFeatures.hasAVX512), (true, .clip(min: -0.5, max: 0.75), CPUFeatures.hasAVX512),
             (true, .relu, false),
         ]
         for (accumulate, activation, wide) in variants {

@@ -19,6 +19,10 @@ enum ComputeThreads {
     }
 }
 
+/// The `wide` values a kernel test runs: the AVX2 kernels always, the AVX-512 ones where this
+/// CPU has it.
+let kernelVariants = CPUFeatures.hasAVX512 ? [false, true] : [false]
+
 /// Paths of the repository and of what `scripts/make-models` builds.
 enum Fixtures {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

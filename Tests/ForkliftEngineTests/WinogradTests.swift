@@ -74,7 +74,7 @@ import Testing
         let winograd = try Self.conv(c, constants: (w, b))
         let reference = try Self.conv(c, constants: nil)
         #expect(
-            (winograd.winograd != nil) == WinogradFilters.isSupported,
+            (winograd.winograd != nil) == CPUFeatures.hasAVX512,
             "a 3×3 stride-1 convolution with \(c.channels) channels takes the Winograd path where AVX-512 runs")
         let inputs = c.bias ? [x, w, b] : [x, w]
         let type = try reference.outputTypes(inputs.map(\.type), values: inputs)[0]
@@ -104,9 +104,9 @@ import Testing
             return try WindowAttributes(NodeContext(node: node, opset: 13, constants: [nil, nil]))
         }
         let plain = try window([:])
-        #expect(WinogradFilters.applies(to: weight([8, 16, 3, 3]), group: 1, window: plain) == WinogradFilters.isSupported)
+        #expect(WinogradFilters.applies(to: weight([8, 16, 3, 3]), group: 1, window: plain) == CPUFeatures.hasAVX512)
         // The transformed-filter cap: 256×256 filters take 4 MiB, 264×256 more.
-        #expect(WinogradFilters.applies(to: weight([256, 256, 3, 3]), group: 1, window: plain) == WinogradFilters.isSupported)
+        #expect(WinogradFilters.applies(to: weight([256, 256, 3, 3]), group: 1, window: plain) == CPUFeatures.hasAVX512)
         #expect(!WinogradFilters.applies(to: weight([264, 256, 3, 3]), group: 1, window: plain))
         #expect(!WinogradFilters.applies(to: weight([8, 16, 3, 3]), group: 1, window: try window(["strides": .ints([2, 2])])))
         #expect(!WinogradFilters.applies(to: weight([8, 16, 3, 3]), group: 1, window: try window(["dilations": .ints([2, 2])])))

@@ -79,7 +79,7 @@ struct ConvFilters: @unchecked Sendable {
     /// when there are too few blocks. `wide` false keeps to the AVX2 tile (what CPUs without
     /// AVX-512 run; tests use it to cover it here).
     func multiply(
-        group g: Int, _ space: ColumnSpace, bias: UnsafePointer<Float>?, activation: Activation?, wide: Bool = ConvTile.hasWideTiles
+        group g: Int, _ space: ColumnSpace, bias: UnsafePointer<Float>?, activation: Activation?, wide: Bool = CPUFeatures.hasAVX512
     ) {
         let width = ConvTile.columns
         let maxDepth = wide ? Self.maxWideDepth : Self.maxDepth

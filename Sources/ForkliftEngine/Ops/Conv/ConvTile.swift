@@ -1,5 +1,3 @@
-import CForkliftKernels
-
 /// The microkernel of `ConvFilters`: one tile of 6 output channels × 16 output positions,
 /// `act(bias + panel · B)`, in twelve AVX2 accumulators (registers: 12 + 2 for B + 1 broadcast).
 ///
@@ -15,8 +13,6 @@ enum ConvTile {
     /// Most columns of an edge tile that the AVX-512 narrow kernel takes, a product per column:
     /// it costs about a sixth of a whole tile per column.
     static let narrowColumns = 8
-    /// Whether the AVX-512 kernel may run here (checked once, at first use).
-    static let hasWideTiles = forklift_kernels_have_avx512() != 0
 
     /// Stores all 6×16 results into `y` (rows `ldy` apart), or adds the product to what `y`
     /// holds when `accumulate`; callers with an edge tile pass a staging tile and copy out what

@@ -8,7 +8,7 @@ enum Depthwise {
     static func run(
         x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
         y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, multiplier: Int, window w: Window, activation: Activation?,
-        wide: Bool = DepthwisePlanar.hasWidePlanes
+        wide: Bool = CPUFeatures.hasAVX512
     ) {
         let filters = channels * multiplier
         let planes = batch * filters

@@ -8,9 +8,6 @@ import Foundation
 /// eight neighbouring outputs are eight contiguous floats: `DepthwiseRows` (AVX2) or
 /// `forklift_depthwise_plane_avx512` does the arithmetic.
 struct DepthwisePlanar {
-    /// Whether the AVX-512 plane kernel may run here (checked once, at first use).
-    static let hasWidePlanes = forklift_kernels_have_avx512() != 0
-
     let window: Window
     /// Height and width of the padded input.
     let paddedH: Int

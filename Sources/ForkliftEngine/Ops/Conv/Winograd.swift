@@ -17,8 +17,6 @@ struct WinogradFilters: @unchecked Sendable {
     /// Owns the transformed filters.
     let storage: Tensor
 
-    static let isSupported = forklift_kernels_have_avx512() != 0
-
     /// Fewest input channels worth the transforms: with few, the product is too shallow to
     /// repay them.
     static let minInChannels = 16
@@ -32,7 +30,7 @@ struct WinogradFilters: @unchecked Sendable {
 
     /// Whether a Conv node with weights `weight` and these attributes is one this path runs.
     static func applies(to weight: Tensor, group: Int, window: WindowAttributes) -> Bool {
-        guard isSupported, group == 1, weight.dtype == .float32, weight.shape.count == 4,
+        guard CPUFeatures.hasAVX512, group == 1, weight.dtype == .float32, weight.shape.count == 4,
             weight.shape[2] == 3, weight.shape[3] == 3, weight.shape[1] >= minInChannels
         else { return false }
         let rows = (weight.shape[0] + 7) / 8 * 8

@@ -38,8 +38,6 @@ enum PanelKernel {
     /// Fewest multiply-adds per thread worth a parallel dispatch: below this the hand-off to a
     /// pool thread (a few microseconds when it has gone to sleep) costs more than it saves.
     static let minParallelWork = 1 << 18
-    /// Whether the AVX-512 kernels (eight rows, one row) may run here (checked once, at first use).
-    static let hasWideRows = forklift_kernels_have_avx512() != 0
     /// Bytes ahead of the current panel row that the kernels prefetch (64 panel rows).
     private static let prefetchDistance = 64 * width * MemoryLayout<Float>.size
 
@@ -49,7 +47,7 @@ enum PanelKernel {
     /// (what CPUs without AVX-512 run; tests use it to cover them here).
     static func multiply(
         _ x: UnsafePointer<Float>, ldx: Int, m: Int, panels w: UnsafePointer<Float>, n: Int, k: Int,
-        _ y: UnsafeMutablePointer<Float>, accumulate: Bool, epilogue: Epilogue, wide: Bool = hasWideRows
+        _ y: UnsafeMutablePointer<Float>, accumulate: Bool, epilogue: Epilogue, wide: Bool = CPUFeatures.hasAVX512
     ) {
         let panels = (n + width - 1) / width
         let work = m * k * panels * width
