@@ -32,12 +32,13 @@ enum LinearBLAS {
             }
             return
         }
+        let (opA, opB) = (transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans)
         let threads = ParallelPool.shared.threads
         // In Double: three dimensions that each fit blasint can overflow Int when multiplied.
         guard threads > 1, Double(m) * Double(n) * Double(k) >= Double(Self.minParallelWork) else {
             cblas_sgemm(
-                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+                CblasRowMajor, opA, opB, blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+                blasint(ldc))
             return
         }
         // One part per thread, each a single-threaded sgemm over a slice of C. Each part packs
@@ -53,15 +54,13 @@ enum LinearBLAS {
                 if byColumns {
                     let slicedB = transB ? b + lower * ldb : b + lower
                     cblas_sgemm(
-                        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                        blasint(m), blasint(count), blasint(k), alpha, a, blasint(lda), slicedB, blasint(ldb), beta, c + lower,
-                        blasint(ldc))
+                        CblasRowMajor, opA, opB, blasint(m), blasint(count), blasint(k), alpha, a, blasint(lda), slicedB,
+                        blasint(ldb), beta, c + lower, blasint(ldc))
                 } else {
                     let slicedA = transA ? a + lower : a + lower * lda
                     cblas_sgemm(
-                        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                        blasint(count), blasint(n), blasint(k), alpha, slicedA, blasint(lda), b, blasint(ldb), beta,
-                        c + lower * ldc, blasint(ldc))
+                        CblasRowMajor, opA, opB, blasint(count), blasint(n), blasint(k), alpha, slicedA, blasint(lda), b,
+                        blasint(ldb), beta, c + lower * ldc, blasint(ldc))
                 }
             }
         }
