@@ -38,7 +38,9 @@ public struct HTTPServer: Sendable {
         let bound = BoundFlag()
         let app = Application(
             router: router,
-            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
+            server: .http1(
+                configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()]),
+                infer: InferEndpoint(backend: backend, catalog: catalog, configuration: configuration, metrics: metrics, logger: logger)),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: MetadataDocuments.serverName),
             onServerRunning: { channel in

@@ -1,15 +1,14 @@
 import ForkliftImage
 import ForkliftPool
 
-/// What the HTTP layer needs from the worker pool. `WorkerPool` conforms (see `forklift serve`);
-/// tests can put a fake behind the same routes. The requirements are async so that an actor or a
-/// lock-based class can conform alike.
+/// What the HTTP layer needs from the worker pool. `WorkerPool` conforms (see `forklift serve`).
 public protocol InferenceBackend: Sendable {
     /// True while every model has at least one live worker.
     func serverReady() async -> Bool
     /// True while `model` has at least one live worker.
     func modelReady(_ model: String) async -> Bool
-    func infer(_ request: InferenceRequest) async throws(PoolError) -> InferenceResult
+    /// Runs the request and calls `completion` once with its outputs, from any thread.
+    func submit(_ request: InferenceRequest, completion: @escaping @Sendable (Result<InferenceResult, PoolError>) -> Void)
 }
 
 /// HTTP settings of `forklift serve`.

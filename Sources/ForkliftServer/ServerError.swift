@@ -30,6 +30,16 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The response body: `{"error": message}`.
+    public var jsonBody: [UInt8] {
+        var writer = JSONWriter()
+        writer.raw("{")
+        writer.key("error")
+        writer.string(message)
+        writer.raw("}")
+        return writer.bytes
+    }
+
     /// The `outcome` label of `forklift_requests_total`.
     public var outcome: String { Self.outcome(status: status.code, retryAfter: retryAfter) }
 

@@ -174,7 +174,9 @@ struct PoolBackend: InferenceBackend {
 
     func serverReady() async -> Bool { pool.isReady }
     func modelReady(_ model: String) async -> Bool { pool.isReady(model: model) }
-    func infer(_ request: InferenceRequest) async throws(PoolError) -> InferenceResult { try await pool.infer(request) }
+    func submit(_ request: InferenceRequest, completion: @escaping @Sendable (Result<InferenceResult, PoolError>) -> Void) {
+        pool.submit(request, completion: completion)
+    }
 }
 
 /// Checks that an IPv4 address and port can be bound, before minutes of model loading.

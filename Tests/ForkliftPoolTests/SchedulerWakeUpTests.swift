@@ -43,7 +43,9 @@ import Testing
         func enqueue(_ count: Int) {
             scheduler.lock.lock()
             for _ in 0..<count {
-                #expect(scheduler.enqueueLocked(PendingRequest(model: 0, inputs: [], samples: 1), zygoteReady: true) == nil)
+                #expect(
+                    scheduler.enqueueLocked(PendingRequest(model: 0, inputs: [], samples: 1, completion: { _ in }), zygoteReady: true)
+                        == nil)
             }
             scheduler.lock.unlock()
         }

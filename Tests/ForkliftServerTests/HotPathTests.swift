@@ -26,6 +26,28 @@ import Testing
         #expect(MediaType.trimmed("\n7") == "\n7", "only HTTP's optional whitespace is trimmed")
     }
 
+    @Test func inferTargetsAreRecognisedFromThePath() throws {
+        let plain = try #require(InferTarget(path: "/v2/models/digits/infer"))
+        #expect(plain.model == "digits" && plain.version == nil && plain.query.isEmpty && plain.path == "/v2/models/digits/infer")
+        let versioned = try #require(InferTarget(path: "/v2/models/digits/versions/3/infer?k=2&x"))
+        #expect(versioned.model == "digits" && versioned.version == "3" && versioned.query == "k=2&x")
+        #expect(versioned.parameter("k") == "2" && versioned.parameter("x") == "" && versioned.parameter("y") == nil)
+        #expect(InferTarget(path: "/v2/models/my%20model/infer")?.model == "my model")
+        #expect(InferTarget(path: "/v2/models/digits/infer?k=%33")?.parameter("k") == "3")
+        for other in [
+            "/v2/models/digits", "/v2/models//infer", "/v2/models/digits/ready", "/v2/models/digits/versions//infer",
+            "/v2/models/digits/infer/", "/v1/models/digits/infer", "v2/models/digits/infer", "/v2/models/digits/version/1/infer",
+        ] {
+            #expect(InferTarget(path: other) == nil, "\(other)")
+        }
+    }
+
+    @Test func dateHeaderIsAnIMFFixdate() {
+        #expect(HTTPDate.format(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(HTTPDate.format(1_795_782_802) == "Fri, 27 Nov 2026 12:33:22 GMT")
+        #expect(HTTPDate.now().hasSuffix(" GMT"))
+    }
+
     /// Where `SinkHandler`s put what they were asked to log.
     final class Sink: Sendable {
         let events = Mutex<[LogEvent]>([])

@@ -141,6 +141,59 @@ enum RawHTTP {
 
     static func get(port: Int, _ path: String) throws -> HTTPReply { try request(port: port, "GET", path) }
 
+    /// One keep-alive request's bytes, for `pipelined`.
+    static func message(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []) -> [UInt8] {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if method == "POST" || !body.isEmpty { head += "Content-Length: \(body.count)\r\n" }
+        return Array((head + "\r\n").utf8) + body
+    }
+
+    /// Sends every request on one connection in a single write, before reading anything, and
+    /// returns the responses in the order they came (each must carry a Content-Length).
+    static func pipelined(port: Int, _ messages: [[UInt8]]) throws -> [HTTPReply] {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HTTPClientError(description: "socket: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw HTTPClientError(description: "connect: errno \(errno)") }
+        // A response that never comes fails the test rather than hanging it.
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        try sendAll(fd, messages.flatMap { $0 })
+        var replies: [HTTPReply] = []
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while replies.count < messages.count {
+            if let end = headEnd(buffer) {
+                let head = try parse(Array(buffer[0..<(end + 4)]))
+                guard let length = head.headers["content-length"].flatMap({ Int($0) }) else {
+                    throw HTTPClientError(description: "response \(replies.count) has no Content-Length")
+                }
+                if buffer.count >= end + 4 + length {
+                    replies.append(
+                        HTTPReply(status: head.status, headers: head.headers, body: Array(buffer[(end + 4)..<(end + 4 + length)])))
+                    buffer.removeFirst(end + 4 + length)
+                    continue
+                }
+            }
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                let why = count == 0 ? "the connection ended" : "recv failed (errno \(errno))"
+                throw HTTPClientError(description: "\(why) after \(replies.count) of \(messages.count) responses")
+            }
+            buffer += chunk[0..<count]
+        }
+        return replies
+    }
+
     static func postJSON(port: Int, _ path: String, _ json: String, headers: [(String, String)] = [("Content-Type", "application/json")])
         throws -> HTTPReply
     {

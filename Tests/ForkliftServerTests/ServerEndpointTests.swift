@@ -104,6 +104,44 @@ import Testing
         #expect(try Digits.parseJSON(batch).probabilities.count == 40)
     }
 
+    /// Requests pipelined on one connection are answered in order, infer (which the pipeline's
+    /// infer handler serves) mixed with requests for Hummingbird's router, and an infer request
+    /// answered before its body was read (413) leaves the connection usable.
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let server = try ServerProcess(arguments: ["--max-body", "20000"])
+        defer { server.stop() }
+        let reference = try Digits.Reference()
+        let rows = try Digits.rows()
+        let binary = Digits.binaryRequest(rows[1])
+        let messages: [[UInt8]] = [
+            RawHTTP.message(
+                "POST", "/v2/models/digits/infer", headers: [("Content-Type", "application/json")],
+                body: Array(Digits.jsonRequest(rows[0], id: "first").utf8)),
+            RawHTTP.message("GET", "/v2/models/nope/ready"),
+            RawHTTP.message("POST", "/v2/models/digits/infer", headers: binary.headers, body: binary.body),
+            RawHTTP.message("POST", "/v2/models/digits/infer", body: [UInt8](repeating: 32, count: 30000)),
+            RawHTTP.message("GET", "/v2/health/live"),
+            RawHTTP.message("POST", "/v2/models/nope/infer", body: Array("{}".utf8)),
+            RawHTTP.message("GET", "/v2/models/digits"),
+            RawHTTP.message("POST", "/v2/models/digits/versions/1/infer", body: Array(Digits.jsonRequest(rows[2], id: "last").utf8)),
+        ]
+        let replies = try RawHTTP.pipelined(port: server.port, messages)
+        #expect(replies.map(\.status) == [200, 404, 200, 413, 200, 404, 200, 200], "\(replies.map(\.text))")
+        let first = try Digits.parseJSON(replies[0])
+        #expect(first.json["id"] == .string("first"))
+        #expect(Digits.close(first.probabilities, try reference.run(rows[0]).probabilities))
+        #expect(Digits.close(try Digits.parseBinary(replies[2]).probabilities, try reference.run(rows[1]).probabilities))
+        #expect(replies[3].text.contains("--max-body"), "\(replies[3].text)")
+        #expect(replies[5].text.contains("unknown model 'nope'"))
+        #expect(try JSONParser.parse(replies[6].body)["name"] == .string("digits"))
+        let last = try Digits.parseJSON(replies[7])
+        #expect(last.json["id"] == .string("last"))
+        #expect(Digits.close(last.probabilities, try reference.run(rows[2]).probabilities))
+        for reply in replies {
+            #expect(reply.headers["server"] == "forklift" && reply.headers["date"]?.hasSuffix(" GMT") == true)
+        }
+    }
+
     @Test func compressedBodies() throws {
         let server = try ServerProcess()
         defer { server.stop() }

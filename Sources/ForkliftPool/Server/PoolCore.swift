@@ -143,6 +143,38 @@ final class PoolCore: @unchecked Sendable {
     }
 }
 
+extension PoolCore {
+    /// Checks a request against its model (input count, one batch dimension across inputs) and
+    /// wraps it for the scheduler.
+    func pendingRequest(
+        _ request: InferenceRequest, completion: @escaping @Sendable (Result<InferenceResult, PoolError>) -> Void
+    ) throws(PoolError) -> PendingRequest {
+        guard let index = modelIndex[request.model] else { throw .unknownModel(request.model) }
+        let meta = locked { index < metadata.count ? metadata[index] : nil }
+        guard let meta else { throw .modelNotReady(request.model) }
+        guard request.inputs.count == meta.inputs.count else {
+            throw .badInput("model '\(request.model)' takes \(meta.inputs.count) inputs, the request has \(request.inputs.count)")
+        }
+        var samples = 1
+        if meta.maxBatchSize > 0 {
+            // An image input is a BYTES list: its element count is its batch dimension.
+            let dims = try request.inputs.enumerated().map { position, input throws(PoolError) in
+                guard meta.inputs[position].name == meta.imageInput else { return input.shape.first }
+                do {
+                    return try BytesTensor.elements(of: input.data).count
+                } catch {
+                    throw .badInput("input '\(meta.inputs[position].name)': \(error)")
+                }
+            }
+            guard let first = dims.first ?? nil, dims.allSatisfy({ $0 == first }) else {
+                throw .badInput("model '\(request.model)': every input needs the same batch dimension (dimension 0)")
+            }
+            samples = first
+        }
+        return PendingRequest(model: index, inputs: request.inputs, samples: samples, completion: completion)
+    }
+}
+
 extension PoolCore: ZygoteDelegate {
     func zygoteSpawned(_ link: ZygoteLink) {
         lock.lock()

@@ -7,19 +7,22 @@ final class PendingRequest: @unchecked Sendable {
     let samples: Int
     let enqueued: UInt64
     var retried = false
-    var continuation: CheckedContinuation<Result<InferenceResult, PoolError>, Never>?
+    private var completion: (@Sendable (Result<InferenceResult, PoolError>) -> Void)?
 
-    init(model: Int, inputs: [WireTensor], samples: Int) {
+    init(
+        model: Int, inputs: [WireTensor], samples: Int, completion: @escaping @Sendable (Result<InferenceResult, PoolError>) -> Void
+    ) {
         self.model = model
         self.inputs = inputs
         self.samples = samples
+        self.completion = completion
         enqueued = monotonicNanoseconds()
     }
 
-    /// Resumes the caller; call only after the request left every queue and batch.
+    /// Answers the caller, once; call only after the request left every queue and batch.
     func finish(_ result: Result<InferenceResult, PoolError>) {
-        continuation?.resume(returning: result)
-        continuation = nil
+        completion?(result)
+        completion = nil
     }
 }
 

@@ -120,43 +120,31 @@ public final class WorkerPool: Sendable {
         return core.scheduler.queues[index].waiting.count + running
     }
 
-    /// Queues the request for its model's next batch and waits for its outputs. Never blocks a
-    /// thread: the answer comes back through a continuation that a worker thread resumes.
+    /// Queues the request for its model's next batch and waits for its outputs.
     public func infer(_ request: InferenceRequest) async throws(PoolError) -> InferenceResult {
-        let core = core
-        guard let index = core.modelIndex[request.model] else { throw .unknownModel(request.model) }
-        let meta = core.locked { index < core.metadata.count ? core.metadata[index] : nil }
-        guard let meta else { throw .modelNotReady(request.model) }
-        guard request.inputs.count == meta.inputs.count else {
-            throw .badInput("model '\(request.model)' takes \(meta.inputs.count) inputs, the request has \(request.inputs.count)")
-        }
-        var samples = 1
-        if meta.maxBatchSize > 0 {
-            // An image input is a BYTES list: its element count is its batch dimension.
-            let dims = try request.inputs.enumerated().map { position, input throws(PoolError) in
-                guard meta.inputs[position].name == meta.imageInput else { return input.shape.first }
-                do {
-                    return try BytesTensor.elements(of: input.data).count
-                } catch {
-                    throw .badInput("input '\(meta.inputs[position].name)': \(error)")
-                }
-            }
-            guard let first = dims.first ?? nil, dims.allSatisfy({ $0 == first }) else {
-                throw .badInput("model '\(request.model)': every input needs the same batch dimension (dimension 0)")
-            }
-            samples = first
-        }
-        let pending = PendingRequest(model: index, inputs: request.inputs, samples: samples)
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<InferenceResult, PoolError>, Never>) in
-            let refused = core.locked {
-                pending.continuation = continuation
-                let refused = core.scheduler.enqueueLocked(pending, zygoteReady: core.zygoteReady)
-                if refused != nil { pending.continuation = nil }
-                return refused
-            }
-            if let refused { continuation.resume(returning: .failure(refused)) }
+            submit(request) { continuation.resume(returning: $0) }
         }
         return try result.get()
+    }
+
+    /// Queues the request for its model's next batch. `completion` runs once, on a pool thread
+    /// (the worker connection's that read the answer) or at once on the caller's when the request
+    /// is refused, so it must only hand the result on. The HTTP layer uses this rather than
+    /// `infer`, so that an answer costs no task and no hop through Swift's executor.
+    public func submit(
+        _ request: InferenceRequest, completion: @escaping @Sendable (Result<InferenceResult, PoolError>) -> Void
+    ) {
+        let core = core
+        let pending: PendingRequest
+        do throws(PoolError) {
+            pending = try core.pendingRequest(request, completion: completion)
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        let refused = core.locked { core.scheduler.enqueueLocked(pending, zygoteReady: core.zygoteReady) }
+        if let refused { completion(.failure(refused)) }
     }
 
     /// Stops taking requests (`.shuttingDown`), finishes what is queued and running within

@@ -1,0 +1,143 @@
+import ForkliftImage
+import ForkliftPool
+import Foundation
+import HTTPTypes
+
+/// The path of an infer request: `/v2/models/{model}[/versions/{version}]/infer[?query]`.
+struct InferTarget: Sendable, Equatable {
+    var model: String
+    var version: String?
+    var query: Substring
+
+    /// Nil when `path` is not an infer path; the request then goes to the other routes.
+    init?(path: String) {
+        let question = path.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let route = question.map { path[..<$0] } ?? path[...]
+        query = question.map { path[path.utf8.index(after: $0)...] } ?? ""
+        let parts = route.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 5 || parts.count == 7, parts[0].isEmpty, parts[1] == "v2", parts[2] == "models", parts.last == "infer",
+            !parts[3].isEmpty
+        else { return nil }
+        if parts.count == 7 {
+            guard parts[4] == "versions", !parts[5].isEmpty else { return nil }
+            version = Self.decoded(parts[5])
+        }
+        model = Self.decoded(parts[3])
+    }
+
+    /// The value of query parameter `name`, percent-decoded; nil when absent.
+    func parameter(_ name: String) -> String? {
+        for pair in query.split(separator: "&") {
+            let equals = pair.utf8.firstIndex(of: UInt8(ascii: "="))
+            let key = equals.map { pair[..<$0] } ?? pair
+            guard Self.decoded(key) == name else { continue }
+            return equals.map { Self.decoded(pair[pair.utf8.index(after: $0)...]) } ?? ""
+        }
+        return nil
+    }
+
+    private static func decoded(_ text: Substring) -> String {
+        guard text.utf8.contains(UInt8(ascii: "%")) || text.utf8.contains(UInt8(ascii: "+")) else { return String(text) }
+        let spaced = text.replacingOccurrences(of: "+", with: " ")
+        return spaced.removingPercentEncoding ?? spaced
+    }
+}
+
+/// One V2 infer call, from its request head to its response body, apart from how the bytes
+/// travel (`InferChannelHandler` carries them). What the head alone can refute (the model, the
+/// content type and encoding, a declared length over the limit) fails before the body is read.
+struct InferCall: Sendable {
+    let model: ModelMetadata
+    let target: InferTarget
+    let contentType: String?
+    let media: String?
+    let encoding: Decompression.Encoding?
+    let headerLength: String?
+    let limits: ImageLimits
+    let maxBody: Int
+
+    /// How the result is answered.
+    enum Answer: Sendable {
+        case tensors(outputs: [RequestedOutput], id: String?)
+        /// A JPEG body: every output as JSON, plus the top `k` classes.
+        case image(k: Int)
+    }
+
+    /// Content types an infer body may have. tritonclient sends none; curl users send JSON.
+    static let acceptedTypes: Set<String> = [
+        "application/json", "application/octet-stream", "text/plain", "application/x-www-form-urlencoded", "image/jpeg",
+        "multipart/form-data",
+    ]
+
+    static let headerLengthField: HTTPField.Name = {
+        guard let name = HTTPField.Name("Inference-Header-Content-Length") else { preconditionFailure("invalid header name") }
+        return name
+    }()
+
+    init(head: HTTPRequest, target: InferTarget, catalog: ModelCatalog, configuration: ServerConfiguration) throws(ServerError) {
+        model = try catalog.lookup(target.model, version: target.version)
+        self.target = target
+        let contentType = head.headerFields[.contentType]
+        let media = contentType.map(MediaType.of)
+        if let contentType, let media, !Self.acceptedTypes.contains(media) {
+            throw ServerError(
+                .unsupportedMediaType,
+                "unsupported Content-Type '\(contentType)': send V2 JSON (application/json), Triton binary tensors (application/octet-stream, or none) or a JPEG (image/jpeg, or a multipart/form-data upload)"
+            )
+        }
+        self.contentType = contentType
+        self.media = media
+        encoding = try Decompression.encoding(head.headerFields[.contentEncoding])
+        maxBody = configuration.maxBodyBytes
+        if let declared = head.headerFields[.contentLength].flatMap({ Int($0) }), declared > maxBody {
+            throw ServerError(.contentTooLarge, "the body is \(declared) bytes, the limit (--max-body) is \(maxBody)")
+        }
+        headerLength = head.headerFields[Self.headerLengthField]
+        limits = ImageLimits(maxPixels: configuration.maxImagePixels, maxBytes: configuration.maxBodyBytes)
+    }
+
+    /// The error for a body that grew past the limit while it arrived.
+    var bodyTooLarge: ServerError {
+        ServerError(.contentTooLarge, "the body exceeds the limit (--max-body) of \(maxBody) bytes")
+    }
+
+    /// The pool's request for a complete body, and how to answer its result.
+    func request(body raw: [UInt8]) throws(ServerError) -> (InferenceRequest, Answer) {
+        let body =
+            try encoding.map { (encoding) throws(ServerError) in try Decompression.inflate(raw, encoding: encoding, limit: maxBody) } ?? raw
+        if media == "image/jpeg" || media == "multipart/form-data" {
+            let k = try topK()
+            let jpeg = media == "image/jpeg" ? body : try MultipartForm.firstFile(body: body, contentType: contentType ?? "")
+            return (try ImageInputs.request(jpeg: jpeg, model: model, limits: limits), .image(k: k))
+        }
+        let decoded = try InferRequestDecoder.decode(body: body, headerLength: try binaryHeaderLength(), model: model, imageLimits: limits)
+        return (decoded.request, .tensors(outputs: decoded.outputs, id: decoded.id))
+    }
+
+    func response(_ result: InferenceResult, answer: Answer) throws(ServerError) -> EncodedInferResponse {
+        switch answer {
+        case .tensors(let outputs, let id):
+            return try InferResponseEncoder.encode(result, outputs: outputs, model: model, id: id)
+        case .image(let k):
+            return try InferResponseEncoder.encode(
+                result, outputs: model.outputs.indices.map { RequestedOutput(index: $0, binary: false) }, model: model, id: nil,
+                classification: ImageInputs.classification(result, model: model, k: k))
+        }
+    }
+
+    /// `?k=N` on an image request: how many classes to answer (default 5).
+    private func topK() throws(ServerError) -> Int {
+        guard let text = target.parameter("k") else { return 5 }
+        guard let k = Int(text), k >= 1 else { throw .badRequest("query parameter k='\(text)' must be a positive integer") }
+        return k
+    }
+
+    /// The `Inference-Header-Content-Length` header: nil when absent, 400 when not a number.
+    private func binaryHeaderLength() throws(ServerError) -> Int? {
+        guard let text = headerLength else { return nil }
+        guard let value = Int(MediaType.trimmed(Substring(text))) else {
+            throw .badRequest("Inference-Header-Content-Length '\(text)' is not a number")
+        }
+        return value
+    }
+}
