@@ -43,6 +43,37 @@ struct InferTarget: Sendable, Equatable {
     }
 }
 
+/// The request headers an infer call reads, found in one pass over the fields: each lookup by
+/// name scans them all, and five of those were a tenth of the handler's time.
+struct InferHeaders: Sendable {
+    var contentType: String?
+    var contentEncoding: String?
+    var contentLength: String?
+    var inferenceHeaderLength: String?
+    var connection: String?
+
+    init(_ fields: HTTPFields) {
+        for field in fields {
+            switch field.name {
+            case .contentType: Self.add(field.value, to: &contentType)
+            case .contentEncoding: Self.add(field.value, to: &contentEncoding)
+            case .contentLength: Self.add(field.value, to: &contentLength)
+            case InferCall.headerLengthField: Self.add(field.value, to: &inferenceHeaderLength)
+            case .connection: Self.add(field.value, to: &connection)
+            default: continue
+            }
+        }
+    }
+
+    /// Repeated fields combine as `HTTPFields` does: values joined with ", ".
+    private static func add(_ value: String, to slot: inout String?) {
+        slot = slot.map { $0 + ", " + value } ?? value
+    }
+
+    /// False when the client asked to close the connection after this request.
+    var keepAlive: Bool { !(connection?.lowercased().contains("close") ?? false) }
+}
+
 /// One V2 infer call, from its request head to its response body, apart from how the bytes
 /// travel (`InferChannelHandler` carries them). What the head alone can refute (the model, the
 /// content type and encoding, a declared length over the limit) fails before the body is read.
@@ -74,10 +105,10 @@ struct InferCall: Sendable {
         return name
     }()
 
-    init(head: HTTPRequest, target: InferTarget, catalog: ModelCatalog, configuration: ServerConfiguration) throws(ServerError) {
+    init(headers: InferHeaders, target: InferTarget, catalog: ModelCatalog, configuration: ServerConfiguration) throws(ServerError) {
         model = try catalog.lookup(target.model, version: target.version)
         self.target = target
-        let contentType = head.headerFields[.contentType]
+        let contentType = headers.contentType
         let media = contentType.map(MediaType.of)
         if let contentType, let media, !Self.acceptedTypes.contains(media) {
             throw ServerError(
@@ -87,12 +118,12 @@ struct InferCall: Sendable {
         }
         self.contentType = contentType
         self.media = media
-        encoding = try Decompression.encoding(head.headerFields[.contentEncoding])
+        encoding = try Decompression.encoding(headers.contentEncoding)
         maxBody = configuration.maxBodyBytes
-        if let declared = head.headerFields[.contentLength].flatMap({ Int($0) }), declared > maxBody {
+        if let declared = headers.contentLength.flatMap({ Int($0) }), declared > maxBody {
             throw ServerError(.contentTooLarge, "the body is \(declared) bytes, the limit (--max-body) is \(maxBody)")
         }
-        headerLength = head.headerFields[Self.headerLengthField]
+        headerLength = headers.inferenceHeaderLength
         limits = ImageLimits(maxPixels: configuration.maxImagePixels, maxBytes: configuration.maxBodyBytes)
     }
 

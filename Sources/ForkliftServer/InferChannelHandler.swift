@@ -173,13 +173,14 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func start(_ head: HTTPRequest, target: InferTarget) {
         let started = ContinuousClock.now
-        let keepAlive = !(head.headerFields[.connection]?.lowercased().contains("close") ?? false)
+        let headers = InferHeaders(head.headerFields)
+        let keepAlive = headers.keepAlive
         do throws(ServerError) {
-            let call = try InferCall(head: head, target: target, catalog: endpoint.catalog, configuration: endpoint.configuration)
+            let call = try InferCall(headers: headers, target: target, catalog: endpoint.catalog, configuration: endpoint.configuration)
             state = .collecting(Exchange(call: call, started: started, keepAlive: keepAlive))
         } catch {
             state = .discarding
-            finish(.failure(error), model: target.model, started: started, keepAlive: keepAlive, path: head.path ?? "")
+            finish(.failure(error), model: target.model, started: started, keepAlive: keepAlive, target: target)
         }
     }
 
@@ -212,19 +213,20 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func answered(
         _ result: Result<EncodedInferResponse, ServerError>, call: InferCall, started: ContinuousClock.Instant, keepAlive: Bool
     ) {
-        finish(result, model: call.model.name, started: started, keepAlive: keepAlive, path: call.target.path)
+        finish(result, model: call.model.name, started: started, keepAlive: keepAlive, target: call.target)
         becomeIdle()
     }
 
     private func fail(_ error: ServerError, exchange: Exchange) {
         finish(
             .failure(error), model: exchange.call.model.name, started: exchange.started, keepAlive: exchange.keepAlive,
-            path: exchange.call.target.path)
+            target: exchange.call.target)
     }
 
     /// Writes the response, records it, and closes the connection when the client asked to.
     private func finish(
-        _ result: Result<EncodedInferResponse, ServerError>, model: String, started: ContinuousClock.Instant, keepAlive: Bool, path: String
+        _ result: Result<EncodedInferResponse, ServerError>, model: String, started: ContinuousClock.Instant, keepAlive: Bool,
+        target: InferTarget
     ) {
         let status: HTTPResponse.Status
         let outcome: String
@@ -255,7 +257,7 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let seconds = Elapsed.seconds(since: started)
         endpoint.metrics.record(model: model, outcome: outcome, seconds: seconds)
         if endpoint.logger.logLevel <= .debug {
-            endpoint.logger.debug("POST \(path) \(status.code) \(Int(seconds * 1e6))µs")
+            endpoint.logger.debug("POST \(target.path) \(status.code) \(Int(seconds * 1e6))µs")
         }
         guard let context else { return }
         fields[.contentLength] = String(body.count)
