@@ -20,9 +20,9 @@ struct InferTarget: Sendable, Equatable {
         else { return nil }
         if parts.count == 7 {
             guard parts[4] == "versions", !parts[5].isEmpty else { return nil }
-            version = Self.decoded(parts[5])
+            version = Self.decoded(parts[5], plusIsSpace: false)
         }
-        model = Self.decoded(parts[3])
+        model = Self.decoded(parts[3], plusIsSpace: false)
     }
 
     /// The value of query parameter `name`, percent-decoded; nil when absent.
@@ -30,15 +30,17 @@ struct InferTarget: Sendable, Equatable {
         for pair in query.split(separator: "&") {
             let equals = pair.utf8.firstIndex(of: UInt8(ascii: "="))
             let key = equals.map { pair[..<$0] } ?? pair
-            guard Self.decoded(key) == name else { continue }
-            return equals.map { Self.decoded(pair[pair.utf8.index(after: $0)...]) } ?? ""
+            guard Self.decoded(key, plusIsSpace: true) == name else { continue }
+            return equals.map { Self.decoded(pair[pair.utf8.index(after: $0)...], plusIsSpace: true) } ?? ""
         }
         return nil
     }
 
-    private static func decoded(_ text: Substring) -> String {
-        guard text.utf8.contains(UInt8(ascii: "%")) || text.utf8.contains(UInt8(ascii: "+")) else { return String(text) }
-        let spaced = text.replacingOccurrences(of: "+", with: " ")
+    /// Percent-decoded; `+` is a space only in a query (form encoding), not in a path.
+    private static func decoded(_ text: Substring, plusIsSpace: Bool) -> String {
+        let plus = plusIsSpace && text.utf8.contains(UInt8(ascii: "+"))
+        guard plus || text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
+        let spaced = plus ? text.replacingOccurrences(of: "+", with: " ") : String(text)
         return spaced.removingPercentEncoding ?? spaced
     }
 }

@@ -58,6 +58,9 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var held: [HTTPRequestPart] = []
     /// A read that was held back because `held` was not empty.
     private var readPending = false
+    /// The client closed its sending side while a request was in progress or held. Hummingbird
+    /// would end the connection on seeing it, so it is passed on only once nothing is left.
+    private var inputClosedPending = false
     /// Answered early with `Connection: close`: the connection closes once the body is read, as
     /// closing a socket with unread bytes resets it and the client could lose the answer.
     private var closeAtRequestEnd = false
@@ -125,6 +128,14 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if requestEnded { becomeIdle() }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, isBusy {
+            inputClosedPending = true
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func read(context: ChannelHandlerContext) {
         guard held.isEmpty else {
             readPending = true
@@ -145,13 +156,19 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// the connection again; then read again once nothing is held.
     private func becomeIdle() {
         state = .idle
-        guard let context, !held.isEmpty else { return resumeReading() }
-        while !held.isEmpty && !isHolding {
-            channelRead(context: context, data: wrapInboundOut(held.removeFirst()))
+        guard let context else { return }
+        if !held.isEmpty {
+            while !held.isEmpty && !isHolding {
+                channelRead(context: context, data: wrapInboundOut(held.removeFirst()))
+            }
+            // Hummingbird's inbound stream delivers what it was given at the end of a read; these
+            // parts came from the hold, after their read ended.
+            context.fireChannelReadComplete()
         }
-        // Hummingbird's inbound stream delivers what it was given at the end of a read; these
-        // parts came from the hold, after their read ended.
-        context.fireChannelReadComplete()
+        if inputClosedPending && !isBusy {
+            inputClosedPending = false
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        }
         resumeReading()
     }
 
@@ -160,6 +177,15 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if held.isEmpty && readPending {
             readPending = false
             context.read()
+        }
+    }
+
+    /// True while this handler owns a request, or holds parts of one.
+    private var isBusy: Bool {
+        guard held.isEmpty else { return true }
+        switch state {
+        case .collecting, .discarding, .waiting: return true
+        case .idle, .forwarding: return false
         }
     }
 

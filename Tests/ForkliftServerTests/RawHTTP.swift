@@ -150,8 +150,10 @@ enum RawHTTP {
     }
 
     /// Sends every request on one connection in a single write, before reading anything, and
-    /// returns the responses in the order they came (each must carry a Content-Length).
-    static func pipelined(port: Int, _ messages: [[UInt8]]) throws -> [HTTPReply] {
+    /// returns the responses in the order they came (each must carry a Content-Length). With
+    /// `halfClose`, the client shuts its sending side after the requests, as some HTTP/1.0-era
+    /// clients do, and the connection must end after the last response.
+    static func pipelined(port: Int, _ messages: [[UInt8]], halfClose: Bool = false) throws -> [HTTPReply] {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HTTPClientError(description: "socket: errno \(errno)") }
         defer { close(fd) }
@@ -167,6 +169,7 @@ enum RawHTTP {
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         try sendAll(fd, messages.flatMap { $0 })
+        if halfClose { shutdown(fd, Int32(SHUT_WR)) }
         var replies: [HTTPReply] = []
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -190,6 +193,12 @@ enum RawHTTP {
                 throw HTTPClientError(description: "\(why) after \(replies.count) of \(messages.count) responses")
             }
             buffer += chunk[0..<count]
+        }
+        if halfClose {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard count == 0, buffer.isEmpty else {
+                throw HTTPClientError(description: "the connection went on after the last response (\(count) bytes)")
+            }
         }
         return replies
     }
