@@ -33,6 +33,8 @@ import Testing
         #expect(versioned.model == "digits" && versioned.version == "3" && versioned.query == "k=2&x")
         #expect(versioned.parameter("k") == "2" && versioned.parameter("x") == "" && versioned.parameter("y") == nil)
         #expect(InferTarget(path: "/v2/models/my%20model/infer")?.model == "my model")
+        #expect(InferTarget(path: "/v2/models/a+b/infer?x=a+b")?.model == "a+b", "a plus is a space only in the query")
+        #expect(InferTarget(path: "/v2/models/a+b/infer?x=a+b")?.parameter("x") == "a b")
         #expect(InferTarget(path: "/v2/models/digits/infer?k=%33")?.parameter("k") == "3")
         for other in [
             "/v2/models/digits", "/v2/models//infer", "/v2/models/digits/ready", "/v2/models/digits/versions//infer",
