@@ -140,6 +140,15 @@ import Testing
         for reply in replies {
             #expect(reply.headers["server"] == "forklift" && reply.headers["date"]?.hasSuffix(" GMT") == true)
         }
+        // A chunked body (no Content-Length) that grows past --max-body is refused as it arrives,
+        // and the rest of it is read and dropped, so the next request on the connection works.
+        let chunk = "1388\r\n" + String(repeating: " ", count: 5000) + "\r\n"
+        let chunked = Array(
+            ("POST /v2/models/digits/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + String(repeating: chunk, count: 5) + "0\r\n\r\n").utf8)
+        let afterChunked = try RawHTTP.pipelined(port: server.port, [chunked, RawHTTP.message("GET", "/v2/health/live")])
+        #expect(afterChunked.map(\.status) == [413, 200])
+        #expect(afterChunked[0].text.contains("exceeds the limit (--max-body) of 20000 bytes"), "\(afterChunked[0].text)")
         // A client that shuts its sending side after its requests still gets every answer.
         for order in [[0, 4], [4, 0], [0]] {
             let halfClosed = try RawHTTP.pipelined(port: server.port, order.map { messages[$0] }, halfClose: true)
