@@ -1,3 +1,4 @@
+import Dispatch
 import ForkliftPool
 import HTTPTypes
 import Logging
@@ -210,29 +211,43 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Bodies larger than this are decoded off the event loop: a megabyte of JSON takes
+    /// milliseconds to parse, and the loop serves other connections meanwhile.
+    static let inlineDecodeLimit = 256 << 10
+
     private func submit(_ exchange: Exchange) {
-        let request: InferenceRequest
-        let answer: InferCall.Answer
-        do throws(ServerError) {
-            (request, answer) = try exchange.call.request(body: exchange.body)
-        } catch {
-            fail(error, exchange: exchange)
-            becomeIdle()
-            return
-        }
         guard let loop = context?.eventLoop else { return }
         let handler = NIOLoopBound(self, eventLoop: loop)
         let call = exchange.call
         let started = exchange.started
         let keepAlive = exchange.keepAlive
-        endpoint.backend.submit(request) { result in
-            // A pool thread: encoding and writing happen back on the connection's loop.
-            loop.execute {
-                let result = result.mapError(ServerError.init).flatMap { (result) -> Result<EncodedInferResponse, ServerError> in
-                    Result { () throws(ServerError) in try call.response(result, answer: answer) }
-                }
-                handler.value.answered(result, call: call, started: started, keepAlive: keepAlive)
+        let backend = endpoint.backend
+        let body = exchange.body
+        // Runs on the loop for small bodies, else on a global queue; the answer always comes
+        // back to the loop.
+        let decodeAndSubmit: @Sendable () -> Void = {
+            let answer: InferCall.Answer
+            let request: InferenceRequest
+            do throws(ServerError) {
+                (request, answer) = try call.request(body: body)
+            } catch {
+                loop.execute { handler.value.answered(.failure(error), call: call, started: started, keepAlive: keepAlive) }
+                return
             }
+            backend.submit(request) { result in
+                // A pool thread: encoding and writing happen back on the connection's loop.
+                loop.execute {
+                    let result = result.mapError(ServerError.init).flatMap { (result) -> Result<EncodedInferResponse, ServerError> in
+                        Result { () throws(ServerError) in try call.response(result, answer: answer) }
+                    }
+                    handler.value.answered(result, call: call, started: started, keepAlive: keepAlive)
+                }
+            }
+        }
+        if body.count > Self.inlineDecodeLimit {
+            DispatchQueue.global().async(execute: decodeAndSubmit)
+        } else {
+            decodeAndSubmit()
         }
     }
 

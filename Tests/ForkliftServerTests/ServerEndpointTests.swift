@@ -102,6 +102,14 @@ import Testing
             #"{"inputs": [{"name": "float_input", "shape": [4, 64], "datatype": "FP32", "data": [\#(four)]}]}"#)
         #expect(batch.status == 200, "\(batch.text)")
         #expect(try Digits.parseJSON(batch).probabilities.count == 40)
+        // Bodies over 256 KiB are decoded off the event loop: padded with JSON whitespace, the
+        // same request gives the same answer, and a broken one the same error.
+        let padding = String(repeating: " ", count: 300_000)
+        let padded = try RawHTTP.postJSON(port: server.port, "/v2/models/digits/infer", padding + Digits.jsonRequest(rows[0]) + padding)
+        #expect(padded.status == 200, "\(padded.text)")
+        #expect(Digits.close(try Digits.parseJSON(padded).probabilities, try reference.run(rows[0]).probabilities))
+        let broken = try RawHTTP.postJSON(port: server.port, "/v2/models/digits/infer", padding + "{\"inputs\": [")
+        #expect(broken.status == 400 && broken.text.contains("invalid JSON"), "\(broken.text)")
     }
 
     /// Requests pipelined on one connection are answered in order, infer (which the pipeline's
