@@ -32,8 +32,8 @@ public struct BenchReport: Sendable {
     // MARK: table
 
     public static let tableHeader =
-        "| step | req/s | samples/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | mean batch | queue ms | client CPU |"
-    public static let tableRule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| step | req/s | samples/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | mean batch | queue ms | compute ms | client CPU |"
+    public static let tableRule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 
     /// One Markdown table row for a step.
     public static func row(_ step: StepResult) -> String {
@@ -46,6 +46,7 @@ public struct BenchReport: Sendable {
             String(step.failed),
             step.server?.meanBatchSize.map { String(format: "%.1f", $0) } ?? "-",
             ms(step.server?.meanQueueMilliseconds),
+            ms(step.server?.meanComputeMilliseconds),
             String(format: "%.2f s (%.0f%% of a core)", step.clientCPUSeconds, 100 * step.clientCPUCores),
         ]
         return "| " + cells.joined(separator: " | ") + " |"
@@ -137,6 +138,7 @@ public struct BenchReport: Sendable {
             object["server_side"] = [
                 "batches": server.batches, "mean_batch_size": server.meanBatchSize.map { $0 as Any } ?? NSNull(),
                 "mean_queue_ms": server.meanQueueMilliseconds.map { $0 as Any } ?? NSNull(),
+                "mean_compute_ms": server.meanComputeMilliseconds.map { $0 as Any } ?? NSNull(),
             ]
         } else {
             object["server_side"] = NSNull()

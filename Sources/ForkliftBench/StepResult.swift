@@ -53,6 +53,8 @@ public struct ServerSideStats: Sendable, Equatable {
     public var batches: Double
     public var meanBatchSize: Double?
     public var meanQueueMilliseconds: Double?
+    /// A worker's mean time on one batch (Forklift's `forklift_compute_duration_seconds`).
+    public var meanComputeMilliseconds: Double?
 }
 
 /// Everything measured in one step.

@@ -24,11 +24,15 @@ import Testing
             forklift_batch_size_count{model="other"} 1
             forklift_queue_duration_seconds_sum{model="digits"} 0.02
             forklift_queue_duration_seconds_count{model="digits"} 10
+            forklift_compute_duration_seconds_sum{model="digits"} 0.003
+            forklift_compute_duration_seconds_count{model="digits"} 4
+            forklift_compute_duration_seconds_sum{model="other"} 9.0
             """
         let after = ForkliftMetricsSample(exposition: text, model: "digits")
         #expect(after.batchSizeSum == 12 && after.batchCount == 4)
         let stats = after.since(ForkliftMetricsSample())
         #expect(stats.meanBatchSize == 3)
         #expect(abs((stats.meanQueueMilliseconds ?? 0) - 2) < 1e-9)
+        #expect(abs((stats.meanComputeMilliseconds ?? 0) - 0.75) < 1e-9)
     }
 }

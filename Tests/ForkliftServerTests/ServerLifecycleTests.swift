@@ -68,6 +68,9 @@ import Testing
         #expect(sum == 256, "batch sizes sum to \(sum)")
         #expect(count > 0 && count < sum, "\(Int(count)) batches for \(Int(sum)) samples: no batching")
         #expect(metricValue(metrics, #"forklift_requests_total{model="digits",outcome="success"}"#) == 256)
+        // One compute time per batch, each a positive duration.
+        #expect(metricValue(metrics, #"forklift_compute_duration_seconds_count{model="digits"}"#) == count)
+        #expect((metricValue(metrics, #"forklift_compute_duration_seconds_sum{model="digits"}"#) ?? 0) > 0)
         for name in ["forklift_queue_duration_seconds", "forklift_queue_depth", "forklift_busy_workers", "forklift_live_workers"] {
             #expect(metrics.contains(name), "no \(name) in /metrics")
         }

@@ -269,12 +269,15 @@ def summary_row(name, result, top):
     batch = ours.get("compute_batch")
     efficiency = ours.get("efficiency")
     ceiling = compute.get(batch, float("nan")) * instances
-    c1 = result["forklift"]["steps"][0]["latency_ms"]["p50"]
+    c1_step = result["forklift"]["steps"][0]
+    c1 = c1_step["latency_ms"]["p50"]
+    c1_compute = (c1_step.get("server_side") or {}).get("mean_compute_ms")
+    compute_cells = "- | -" if c1_compute is None else f"{c1_compute:.2f} | {c1 - c1_compute:.2f}"
     seed_rps = max(seed["requests_per_second"], 1e-9)
     print(f"| {name} | {ours['requests_per_second'] / seed_rps:.1f}× | {ours_json['requests_per_second'] / seed_rps:.1f}× | "
           f"{result['forklift_wrk']['rps'] / max(result['seed_wrk']['rps'], 1e-9):.1f}× | "
           f"{ours['samples_per_second']:,.0f} / {ceiling:,.0f} = {'-' if efficiency is None else f'{100 * efficiency:.0f}%'} | "
-          f"{batch} × {instances} | {c1:.2f} |", flush=True)
+          f"{batch} × {instances} | {c1:.2f} | {compute_cells} |", flush=True)
 
 
 def main():
@@ -309,8 +312,9 @@ def main():
         print_model(name, results[name], top)
     print()
     print(f"| model | Forklift binary / seed at c={top} | Forklift JSON / seed | same by wrk "
-          f"| c={top} samples/s / compute-only | compute batch × workers | Forklift c=1 p50 ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          f"| c={top} samples/s / compute-only | compute batch × workers | Forklift c=1 p50 ms | c=1 compute ms "
+          "| c=1 p50 − compute ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, result in results.items():
         summary_row(name, result, top)
     print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")

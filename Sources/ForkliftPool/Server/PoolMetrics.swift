@@ -9,6 +9,8 @@ struct PoolMetrics: Sendable {
     struct PerModel: Sendable {
         let batchSize: Recorder
         let queueDuration: Timer
+        /// The worker's time on a batch (engine run and splitting, without the transfer), per batch.
+        let computeDuration: Timer
         let queueDepth: Gauge
     }
 
@@ -21,6 +23,7 @@ struct PoolMetrics: Sendable {
             PerModel(
                 batchSize: Recorder(label: "forklift_batch_size", dimensions: [("model", name)], aggregate: true),
                 queueDuration: Timer(label: "forklift_queue_duration_seconds", dimensions: [("model", name)]),
+                computeDuration: Timer(label: "forklift_compute_duration_seconds", dimensions: [("model", name)]),
                 queueDepth: Gauge(label: "forklift_queue_depth", dimensions: [("model", name)])
             )
         }

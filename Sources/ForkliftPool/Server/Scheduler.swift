@@ -234,6 +234,9 @@ final class Scheduler: @unchecked Sendable {
         // No broadcast: waiting workers wait for requests, not for each other, and this thread
         // looks at the queues itself next.
         lock.unlock()
+        if reply.kind == .result {
+            metrics.models[batch.model].computeDuration.recordNanoseconds(Int64(clamping: reply.computeNanoseconds))
+        }
         let compute = Double(reply.computeNanoseconds) / 1e9
         let failures = Dictionary(reply.failures.map { (Int($0.request), $0.message) }, uniquingKeysWith: { first, _ in first })
         var nextItem = 0
