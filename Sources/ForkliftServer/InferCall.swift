@@ -134,6 +134,17 @@ struct InferCall: Sendable {
         ServerError(.contentTooLarge, "the body exceeds the limit (--max-body) of \(maxBody) bytes")
     }
 
+    /// Bytes of the body that must be parsed rather than copied: the JSON part of a request with
+    /// binary tensors, all of a JSON body, or all of a compressed one (it is inflated first). A
+    /// JPEG body needs only its header checked.
+    func parsedBytes(bodyCount: Int) -> Int {
+        if media == "image/jpeg" || media == "multipart/form-data" { return 0 }
+        if encoding == nil, let length = headerLength.flatMap({ Int(MediaType.trimmed(Substring($0))) }), length >= 0 {
+            return min(length, bodyCount)
+        }
+        return bodyCount
+    }
+
     /// The pool's request for a complete body, and how to answer its result.
     func request(body raw: [UInt8]) throws(ServerError) -> (InferenceRequest, Answer) {
         let body =

@@ -211,8 +211,9 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Bodies larger than this are decoded off the event loop: a megabyte of JSON takes
-    /// milliseconds to parse, and the loop serves other connections meanwhile.
+    /// Bodies with more JSON (or compressed bytes) than this are decoded off the event loop: a
+    /// megabyte of JSON takes milliseconds to parse, and the loop serves other connections
+    /// meanwhile. Binary tensors are only copied, which is quicker than the hop to another thread.
     static let inlineDecodeLimit = 256 << 10
 
     private func submit(_ exchange: Exchange) {
@@ -244,7 +245,7 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
         }
-        if body.count > Self.inlineDecodeLimit {
+        if call.parsedBytes(bodyCount: body.count) > Self.inlineDecodeLimit {
             DispatchQueue.global().async(execute: decodeAndSubmit)
         } else {
             decodeAndSubmit()

@@ -1,3 +1,5 @@
+import ForkliftPool
+import HTTPTypes
 import Logging
 import Synchronization
 import Testing
@@ -42,6 +44,22 @@ import Testing
         ] {
             #expect(InferTarget(path: other) == nil, "\(other)")
         }
+    }
+
+    /// What decides whether a body is decoded on the event loop: only its JSON (or compressed)
+    /// bytes count, not binary tensors that are merely copied.
+    @Test func parsedBytesCountJSONNotBinaryTensors() throws {
+        let catalog = ModelCatalog([ModelMetadata(name: "m", version: "1", inputs: [], outputs: [], maxBatchSize: 8, labels: nil)])
+        let target = try #require(InferTarget(path: "/v2/models/m/infer"))
+        func call(_ fields: HTTPFields) throws -> InferCall {
+            try InferCall(headers: InferHeaders(fields), target: target, catalog: catalog, configuration: ServerConfiguration())
+        }
+        #expect(try call([:]).parsedBytes(bodyCount: 1000) == 1000)
+        #expect(try call([.contentType: "application/json"]).parsedBytes(bodyCount: 1000) == 1000)
+        #expect(try call([InferCall.headerLengthField: "120"]).parsedBytes(bodyCount: 1000) == 120)
+        #expect(try call([InferCall.headerLengthField: "120", .contentEncoding: "gzip"]).parsedBytes(bodyCount: 1000) == 1000)
+        #expect(try call([InferCall.headerLengthField: "5000"]).parsedBytes(bodyCount: 1000) == 1000)
+        #expect(try call([.contentType: "image/jpeg"]).parsedBytes(bodyCount: 1000) == 0)
     }
 
     @Test func dateHeaderIsAnIMFFixdate() {

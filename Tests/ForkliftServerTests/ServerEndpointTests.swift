@@ -160,7 +160,7 @@ import Testing
         // A client that shuts its sending side after its requests still gets every answer.
         for order in [[0, 4], [4, 0], [0]] {
             let halfClosed = try RawHTTP.pipelined(port: server.port, order.map { messages[$0] }, halfClose: true)
-            #expect(halfClosed.map(\.status) == order.map { [0: 200, 4: 200][$0] ?? 0 }, "\(order)")
+            #expect(halfClosed.map(\.status) == order.map { _ in 200 }, "requests \(order)")
         }
     }
 
