@@ -32,10 +32,7 @@ public enum InferResponseEncoder {
         if let classification {
             writer.raw(",")
             writer.key("classification")
-            writer.raw("[")
-            for (position, entry) in classification.enumerated() {
-                if position > 0 { writer.raw(",") }
-                writer.raw("{")
+            writer.objects(classification) { writer, entry in
                 writer.key("label")
                 writer.string(entry.label)
                 writer.raw(",")
@@ -44,15 +41,12 @@ public enum InferResponseEncoder {
                 writer.raw(",")
                 writer.key("score")
                 writer.float(entry.score)
-                writer.raw("}")
             }
-            writer.raw("]")
         }
         writer.raw(",")
         writer.key("outputs")
-        writer.raw("[")
         var binaryParts: [Data] = []
-        for (position, output) in requested.enumerated() {
+        try writer.objects(requested) { (writer, output) throws(ServerError) in
             guard output.index < result.outputs.count, output.index < model.outputs.count else {
                 throw ServerError(
                     .internalServerError, "the worker returned \(result.outputs.count) outputs, the model has \(model.outputs.count)")
@@ -65,8 +59,6 @@ public enum InferResponseEncoder {
                     .internalServerError,
                     "output '\(name)': shape \(Shape.describe(tensor.shape)) does not match its \(tensor.data.count) bytes")
             }
-            if position > 0 { writer.raw(",") }
-            writer.raw("{")
             writer.key("name")
             writer.string(name)
             writer.raw(",")
@@ -91,9 +83,8 @@ public enum InferResponseEncoder {
                 writer.key("data")
                 TensorDataEncoder.write(tensor.data, count: Shape.elementCount(tensor.shape) ?? 0, dtype: tensor.dtype, into: &writer)
             }
-            writer.raw("}")
         }
-        writer.raw("]}")
+        writer.raw("}")
         guard !binaryParts.isEmpty else { return EncodedInferResponse(body: writer.bytes, headerLength: nil) }
         let headerLength = writer.bytes.count
         // Appended in place: a copy of `writer.bytes` would share its storage and copy it on growth.

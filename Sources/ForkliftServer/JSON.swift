@@ -349,6 +349,21 @@ public struct JSONWriter {
         bytes.append(UInt8(ascii: ":"))
     }
 
+    /// `[{…},{…}]`: one object per element, its members written by `members` (which writes the
+    /// key-value pairs, comma-separated, without the braces).
+    mutating func objects<S: Sequence, E: Error>(_ elements: S, _ members: (inout JSONWriter, S.Element) throws(E) -> Void) throws(E) {
+        bytes.append(UInt8(ascii: "["))
+        var first = true
+        for element in elements {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            bytes.append(UInt8(ascii: "{"))
+            try members(&self, element)
+            bytes.append(UInt8(ascii: "}"))
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
     public mutating func integers<S: Sequence>(_ values: S) where S.Element: BinaryInteger {
         bytes.append(UInt8(ascii: "["))
         var first = true

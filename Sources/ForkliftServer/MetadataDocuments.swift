@@ -107,10 +107,7 @@ public enum MetadataDocuments {
     ) {
         writer.raw(",")
         writer.key(key)
-        writer.raw("[")
-        for (index, spec) in specs.enumerated() {
-            if index > 0 { writer.raw(",") }
-            writer.raw("{")
+        writer.objects(specs) { writer, spec in
             writer.key("name")
             writer.string(spec.name)
             writer.raw(",")
@@ -119,9 +116,7 @@ public enum MetadataDocuments {
             writer.raw(",")
             writer.key(shapeKey)
             writer.integers(dims(spec, dropBatch: dropBatch))
-            writer.raw("}")
         }
-        writer.raw("]")
     }
 
     /// `GET /v2/models/{m}/config`: Triton's model configuration, dims without the batch dimension.
