@@ -17,10 +17,10 @@ struct InferEndpoint: Sendable {
 /// Serves `POST …/infer` inside the connection's channel pipeline, on its event loop, and passes
 /// every other request on to Hummingbird's router.
 ///
-/// Through Hummingbird's async handlers an infer request cost about 70 µs of server CPU, twice a
-/// health check: the request body as an async sequence, task switches, the router, and the async
-/// response writer. Here the body is gathered from the pipeline's parts, the pool answers through
-/// a callback, and the response parts are written from the loop.
+/// Through Hummingbird's async handlers a digits infer request cost 56–62 µs of server CPU, a
+/// health check 32 µs: the request body as an async sequence, task switches, the router, and the
+/// async response writer. Here the body is gathered from the pipeline's parts, the pool answers
+/// through a callback, and the response parts are written from the loop: 42 µs.
 ///
 /// One request at a time: while an infer request is with the pool, or Hummingbird has not yet
 /// written the end of its response, the parts of a pipelined next request wait in `held`, and the
