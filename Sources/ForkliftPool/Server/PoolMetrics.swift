@@ -9,7 +9,7 @@ struct PoolMetrics: Sendable {
     struct PerModel: Sendable {
         let batchSize: Recorder
         let queueDuration: Timer
-        /// The worker's time on a batch (engine run and splitting, without the transfer), per batch.
+        /// The engine's run of one batch in the worker: no transfer, batching or splitting.
         let computeDuration: Timer
         let queueDepth: Gauge
     }
