@@ -138,18 +138,19 @@ struct InferCall: Sendable {
     /// binary tensors, all of a JSON body, or all of a compressed one (it is inflated first). A
     /// JPEG body needs only its header checked.
     func parsedBytes(bodyCount: Int) -> Int {
-        if media == "image/jpeg" || media == "multipart/form-data" { return 0 }
-        if encoding == nil, let length = headerLength.flatMap({ Int(MediaType.trimmed(Substring($0))) }), length >= 0 {
-            return min(length, bodyCount)
-        }
+        if isImage { return 0 }
+        if encoding == nil, let length = try? binaryHeaderLength(), length >= 0 { return min(length, bodyCount) }
         return bodyCount
     }
+
+    /// A JPEG body, alone or as a form upload.
+    private var isImage: Bool { media == "image/jpeg" || media == "multipart/form-data" }
 
     /// The pool's request for a complete body, and how to answer its result.
     func request(body raw: [UInt8]) throws(ServerError) -> (InferenceRequest, Answer) {
         let body =
             try encoding.map { (encoding) throws(ServerError) in try Decompression.inflate(raw, encoding: encoding, limit: maxBody) } ?? raw
-        if media == "image/jpeg" || media == "multipart/form-data" {
+        if isImage {
             let k = try topK()
             let jpeg = media == "image/jpeg" ? body : try MultipartForm.firstFile(body: body, contentType: contentType ?? "")
             return (try ImageInputs.request(jpeg: jpeg, model: model, limits: limits), .image(k: k))
