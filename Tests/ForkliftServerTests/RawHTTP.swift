@@ -24,29 +24,18 @@ enum RawHTTP {
         port: Int, _ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = [],
         afterSend: () -> Void = {}
     ) throws -> HTTPReply {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPClientError(description: "socket: errno \(errno)") }
+        let fd = try connection(port: port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw HTTPClientError(description: "connect: errno \(errno)") }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if method == "POST" || !body.isEmpty { head += "Content-Length: \(body.count)\r\n" }
-        head += "\r\n"
+        let head = requestHead(
+            method, path, fields: [("Host", "127.0.0.1:\(port)"), ("Connection", "close")] + headers, bodyCount: body.count)
         var interim: [UInt8] = []
         if headers.contains(where: { $0.0.lowercased() == "expect" }) {
             // Send the head alone and wait for "100 Continue" before the body, as curl does.
-            try sendAll(fd, Array(head.utf8))
+            try sendAll(fd, head)
             interim = try readHead(fd)
             try sendAll(fd, body)
         } else {
-            try sendAll(fd, Array(head.utf8) + body)
+            try sendAll(fd, head + body)
         }
         afterSend()
         var received: [UInt8] = []
@@ -143,20 +132,21 @@ enum RawHTTP {
 
     /// One keep-alive request's bytes, for `pipelined`.
     static func message(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []) -> [UInt8] {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if method == "POST" || !body.isEmpty { head += "Content-Length: \(body.count)\r\n" }
-        return Array((head + "\r\n").utf8) + body
+        requestHead(method, path, fields: [("Host", "127.0.0.1")] + headers, bodyCount: body.count) + body
     }
 
-    /// Sends every request on one connection in a single write, before reading anything, and
-    /// returns the responses in the order they came (each must carry a Content-Length). With
-    /// `halfClose`, the client shuts its sending side after the requests, as some HTTP/1.0-era
-    /// clients do, and the connection must end after the last response.
-    static func pipelined(port: Int, _ messages: [[UInt8]], halfClose: Bool = false) throws -> [HTTPReply] {
+    /// The request line, `fields` in order, a Content-Length for a POST or a body, the blank line.
+    static func requestHead(_ method: String, _ path: String, fields: [(String, String)], bodyCount: Int) -> [UInt8] {
+        var head = "\(method) \(path) HTTP/1.1\r\n"
+        for (name, value) in fields { head += "\(name): \(value)\r\n" }
+        if method == "POST" || bodyCount > 0 { head += "Content-Length: \(bodyCount)\r\n" }
+        return Array((head + "\r\n").utf8)
+    }
+
+    /// A TCP connection to 127.0.0.1:`port`; the caller closes it.
+    static func connection(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HTTPClientError(description: "socket: errno \(errno)") }
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -164,7 +154,21 @@ enum RawHTTP {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw HTTPClientError(description: "connect: errno \(errno)") }
+        guard connected == 0 else {
+            let code = errno
+            close(fd)
+            throw HTTPClientError(description: "connect: errno \(code)")
+        }
+        return fd
+    }
+
+    /// Sends every request on one connection in a single write, before reading anything, and
+    /// returns the responses in the order they came (each must carry a Content-Length). With
+    /// `halfClose`, the client shuts its sending side after the requests, as some HTTP/1.0-era
+    /// clients do, and the connection must end after the last response.
+    static func pipelined(port: Int, _ messages: [[UInt8]], halfClose: Bool = false) throws -> [HTTPReply] {
+        let fd = try connection(port: port)
+        defer { close(fd) }
         // A response that never comes fails the test rather than hanging it.
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
