@@ -5,12 +5,15 @@ import HTTPTypes
 
 /// The path of an infer request: `/v2/models/{model}[/versions/{version}]/infer[?query]`.
 struct InferTarget: Sendable, Equatable {
+    /// The request target as the client sent it (what the access log shows).
+    let path: String
     var model: String
     var version: String?
     var query: Substring
 
     /// Nil when `path` is not an infer path; the request then goes to the other routes.
     init?(path: String) {
+        self.path = path
         let question = path.utf8.firstIndex(of: UInt8(ascii: "?"))
         let route = question.map { path[..<$0] } ?? path[...]
         query = question.map { path[path.utf8.index(after: $0)...] } ?? ""

@@ -320,11 +320,3 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 }
-
-extension InferTarget {
-    /// The path as the access log shows it.
-    var path: String {
-        let base = version.map { "/v2/models/\(model)/versions/\($0)/infer" } ?? "/v2/models/\(model)/infer"
-        return query.isEmpty ? base : base + "?" + query
-    }
-}
