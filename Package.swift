@@ -117,7 +117,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ForkliftServerTests",
-            dependencies: ["ForkliftServer", "ForkliftPool", "ForkliftEngine", "forklift"]
+            dependencies: [
+                "ForkliftServer", "ForkliftPool", "ForkliftEngine", "forklift", .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
     ]
 )

@@ -81,6 +81,11 @@ int fl_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsign
 
 void fl_release_free_memory(void) { malloc_trim(0); }
 
+void fl_reuse_large_allocations(void) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
 int fl_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0, 0, 0); }
 
 pid_t fl_fork(void) { return fork(); }

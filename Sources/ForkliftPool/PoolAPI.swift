@@ -1,9 +1,17 @@
+import CForkliftSys
 import ForkliftEngine
 import ForkliftImage
 import Foundation
 
 // The contract between the HTTP server and the worker pool. The server validates requests
 // against `ModelMetadata` before calling `WorkerPool.infer`, so no bad request reaches a worker.
+
+/// Process-wide memory settings of a serving process (the server, and each worker at its fork).
+public enum ServingMemory {
+    /// Large buffers (request bodies, frames, batches) reuse malloc's heap instead of being
+    /// mapped, faulted in and unmapped per request: see `fl_reuse_large_allocations`.
+    public static func reuseLargeAllocations() { fl_reuse_large_allocations() }
+}
 
 /// How the pool runs: the `forklift serve` flags.
 public struct PoolConfiguration: Sendable {

@@ -150,14 +150,21 @@ struct InferCall: Sendable {
     private var isImage: Bool { media == "image/jpeg" || media == "multipart/form-data" }
 
     /// The pool's request for a complete body, and how to answer its result.
-    func request(body raw: [UInt8]) throws(ServerError) -> (InferenceRequest, Answer) {
+    /// The pool's request for a complete body, and how to answer its result. Tensors are copied
+    /// straight out of the received parts; a compressed or JPEG body is joined first.
+    func request(body parts: BodyParts) throws(ServerError) -> (InferenceRequest, Answer) {
+        guard encoding != nil || isImage else { return try tensors(body: parts) }
         let body =
-            try encoding.map { (encoding) throws(ServerError) in try Decompression.inflate(raw, encoding: encoding, limit: maxBody) } ?? raw
-        if isImage {
-            let k = try topK()
-            let jpeg = media == "image/jpeg" ? body : try MultipartForm.firstFile(body: body, contentType: contentType ?? "")
-            return (try ImageInputs.request(jpeg: jpeg, model: model, limits: limits), .image(k: k))
-        }
+            try encoding.map { (encoding) throws(ServerError) in
+                try Decompression.inflate(parts.joined(), encoding: encoding, limit: maxBody)
+            } ?? parts.joined()
+        guard isImage else { return try tensors(body: body) }
+        let k = try topK()
+        let jpeg = media == "image/jpeg" ? body : try MultipartForm.firstFile(body: body, contentType: contentType ?? "")
+        return (try ImageInputs.request(jpeg: jpeg, model: model, limits: limits), .image(k: k))
+    }
+
+    private func tensors(body: some RequestBytes) throws(ServerError) -> (InferenceRequest, Answer) {
         let decoded = try InferRequestDecoder.decode(body: body, headerLength: try binaryHeaderLength(), model: model, imageLimits: limits)
         return (decoded.request, .tensors(outputs: decoded.outputs, id: decoded.id))
     }

@@ -50,7 +50,7 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let call: InferCall
         let started: ContinuousClock.Instant
         let keepAlive: Bool
-        var body: [UInt8] = []
+        var body = BodyParts()
     }
 
     private let endpoint: InferEndpoint
@@ -103,9 +103,9 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     fail(exchange.call.bodyTooLarge, exchange: exchange)
                     return
                 }
-                // The state lets go of the body first, so that appending does not copy it.
+                // The state lets go of the parts first, so that appending does not copy them.
                 state = .waiting
-                exchange.body.append(contentsOf: buffer.readableBytesView)
+                exchange.body.append(buffer)
                 state = .collecting(exchange)
             case .end:
                 state = .waiting

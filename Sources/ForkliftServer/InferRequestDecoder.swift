@@ -38,7 +38,7 @@ public enum InferRequestDecoder {
     ///     and binary tensor data follows it. Nil when the whole body is JSON.
     ///   - imageLimits: what a JPEG sent to an image input may declare in its header.
     public static func decode(
-        body: [UInt8], headerLength: Int?, model: ModelMetadata, imageLimits: ImageLimits = ImageLimits()
+        body: some RequestBytes, headerLength: Int?, model: ModelMetadata, imageLimits: ImageLimits = ImageLimits()
     ) throws(ServerError) -> DecodedInferRequest {
         let jsonEnd: Int
         if let headerLength {
@@ -51,9 +51,7 @@ public enum InferRequestDecoder {
         }
         let root: JSON
         do {
-            root = try body.withUnsafeBytes { (bytes) throws(JSONParseError) in
-                try JSONParser.parse(UnsafeRawBufferPointer(rebasing: bytes[0..<jsonEnd]))
-            }
+            root = try body.withBytes(in: 0..<jsonEnd) { (bytes) throws(JSONParseError) in try JSONParser.parse(bytes) }
         } catch {
             throw .badRequest("the request is not valid JSON: \(error)")
         }
@@ -225,11 +223,11 @@ public enum InferRequestDecoder {
 
 /// Hands out consecutive slices of the binary section after the JSON header.
 struct BinaryReader {
-    let body: [UInt8]
+    let body: any RequestBytes
     private(set) var offset: Int
     let enabled: Bool
 
-    init(body: [UInt8], start: Int, enabled: Bool) {
+    init(body: any RequestBytes, start: Int, enabled: Bool) {
         self.body = body
         self.offset = start
         self.enabled = enabled
@@ -240,8 +238,7 @@ struct BinaryReader {
     /// The next `count` bytes, or nil when fewer are left.
     mutating func take(_ count: Int) -> Data? {
         guard count <= remaining else { return nil }
-        // One memcpy; `Data(body[range])` would go through the generic sequence initializer.
-        let slice = body.withUnsafeBytes { raw in raw.baseAddress.map { Data(bytes: $0 + offset, count: count) } ?? Data() }
+        let slice = body.data(in: offset..<(offset + count))
         offset += count
         return slice
     }

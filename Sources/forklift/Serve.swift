@@ -124,6 +124,7 @@ struct ServeLaunch: Sendable {
             Self.say("error: cannot listen on \(server.host):\(server.port): \(reason)", error: true)
             return 1
         }
+        ServingMemory.reuseLargeAllocations()
         let workerPool = WorkerPool(models: entries, configuration: pool, logger: logger)
         do {
             try await workerPool.start()

@@ -100,6 +100,45 @@ import Testing
         #expect(try roundTrip(partial) == partial)
     }
 
+    @Test func largeItemsAreWrittenFromTheirOwnStorage() throws {
+        var frame = Frame(kind: .batch, batchID: 5, model: 0, requests: 3)
+        let large = Data((0..<(Frame.directItemBytes + 3)).map { UInt8(truncatingIfNeeded: $0) })
+        frame.items = [
+            WireTensor(dtype: .uint8, shape: [1, 3], data: Data([1, 2, 3])),
+            WireTensor(dtype: .uint8, shape: [1, large.count], data: large),
+            WireTensor(dtype: .float32, shape: [1, 1], data: Data(count: 4)),
+        ]
+        let segments = frame.segments()
+        let direct = segments.compactMap { if case .data(let data) = $0 { data } else { nil } }
+        #expect(direct == [large], "only the large item is a segment of its own")
+        var joined: [UInt8] = []
+        for segment in segments {
+            switch segment {
+            case .bytes(let bytes): joined += bytes
+            case .data(let data): joined += Array(data)
+            }
+        }
+        #expect(joined == frame.encoded())
+        #expect(try roundTrip(frame) == frame)
+    }
+
+    @Test func framesReadOverASocketMaySharePayload() throws {
+        var frame = Frame(kind: .batch, batchID: 8, model: 1, requests: 2)
+        frame.items = [
+            WireTensor(dtype: .uint8, shape: [1, 5], data: Data([9, 8, 7, 6, 5])),
+            WireTensor(dtype: .float32, shape: [1, 2], data: Data((0..<8).map { UInt8($0) })),
+        ]
+        let (writer, reader) = try SocketIO.socketPair()
+        defer {
+            SocketIO.close(writer)
+            SocketIO.close(reader)
+        }
+        for sharing in [false, true] {
+            try FrameIO.write(frame, to: writer)
+            #expect(try FrameIO.read(from: reader, sharingPayload: sharing) == frame, "sharing \(sharing)")
+        }
+    }
+
     @Test func failuresOutOfRangeAreRejected() throws {
         var frame = Frame(kind: .result, batchID: 1, model: 0, requests: 2)
         frame.failures = [RequestFailure(request: 5, message: "x")]

@@ -27,6 +27,12 @@ int fl_set_parent_death_signal(int sig);
 /// malloc_trim(0): returns the heap's free pages to the kernel (glibc keeps them otherwise).
 void fl_release_free_memory(void);
 
+/// Allocations up to 32 MiB come from malloc's heap, and freed heap memory is kept up to 64 MiB,
+/// instead of glibc's adaptive default. That default maps and unmaps an allocation the size of
+/// the largest one freed so far each time, so that every 600 KB request body (or batch) was
+/// written into freshly faulted, zeroed pages.
+void fl_reuse_large_allocations(void);
+
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants (workers of a dead zygote) are
 /// reparented to this process instead of PID 1. Returns 0 or -1 with errno set.
 int fl_set_child_subreaper(void);

@@ -125,12 +125,21 @@ enum SocketIO {
 /// Frames over a socket.
 enum FrameIO {
     static func write(_ frame: Frame, to fd: Int32, deadline: UInt64? = nil) throws(SocketError) {
-        let bytes = frame.encoded()
-        try bytes.withBytes { (raw) throws(SocketError) in try SocketIO.writeAll(fd, raw, deadline: deadline) }
+        for segment in frame.segments() {
+            switch segment {
+            case .bytes(let bytes):
+                try bytes.withBytes { (raw) throws(SocketError) in try SocketIO.writeAll(fd, raw, deadline: deadline) }
+            case .data(let data):
+                try data.withBytes { (raw) throws(SocketError) in try SocketIO.writeAll(fd, raw, deadline: deadline) }
+            }
+        }
     }
 
-    /// Reads one frame; the header is checked before the payload is allocated.
-    static func read(from fd: Int32, deadline: UInt64? = nil) throws(SocketError) -> Frame {
+    /// Reads one frame; the header is checked before the payload is allocated. With
+    /// `sharingPayload`, items are slices of the payload rather than copies: for a reader that
+    /// copies them on with raw byte moves (a worker stacking its batch), not one that binds their
+    /// memory to an element type.
+    static func read(from fd: Int32, deadline: UInt64? = nil, sharingPayload: Bool = false) throws(SocketError) -> Frame {
         var headerBytes = [UInt8](repeating: 0, count: Frame.headerSize)
         try headerBytes.withMutableBytes { (raw) throws(SocketError) in try SocketIO.readExactly(fd, raw, deadline: deadline) }
         let header: Frame.Header
@@ -139,12 +148,27 @@ enum FrameIO {
         } catch {
             throw .badFrame(error)
         }
-        var payload = [UInt8](repeating: 0, count: header.payloadLength)
-        try payload.withMutableBytes { (raw) throws(SocketError) in try SocketIO.readExactly(fd, raw, deadline: deadline) }
+        let payload = try readPayload(header.payloadLength, from: fd, deadline: deadline)
         do throws(FrameError) {
-            return try payload.withBytes { (raw) throws(FrameError) in try Frame(header: header, payload: raw) }
+            return try payload.withBytes { (raw) throws(FrameError) in
+                try Frame(header: header, payload: raw, storage: sharingPayload ? payload : nil)
+            }
         } catch {
             throw .badFrame(error)
         }
+    }
+
+    /// `count` bytes from the socket, in storage that is not zeroed first.
+    private static func readPayload(_ count: Int, from fd: Int32, deadline: UInt64?) throws(SocketError) -> Data {
+        guard count > 0 else { return Data() }
+        guard let memory = malloc(count) else { throw .failed("malloc", ENOMEM) }
+        do {
+            try SocketIO.readExactly(fd, UnsafeMutableRawBufferPointer(start: memory, count: count), deadline: deadline)
+        } catch {
+            free(memory)
+            throw error
+        }
+        // Wrapped only once filled: `Data` may copy a small buffer and free it at once.
+        return Data(bytesNoCopy: memory, count: count, deallocator: .free)
     }
 }

@@ -14,7 +14,8 @@ struct WorkerLoop {
         while true {
             let frame: Frame
             do throws(SocketError) {
-                frame = try FrameIO.read(from: fd)
+                // Items are stacked into the batch with raw copies, so they can share the payload.
+                frame = try FrameIO.read(from: fd, sharingPayload: true)
             } catch .closed {
                 ZygoteLog.exit(0)
             } catch {

@@ -129,6 +129,7 @@ final class Forker {
             SocketIO.close(controlFD)
             SocketIO.close(mine)
             BLAS.setThreads(threads)
+            ServingMemory.reuseLargeAllocations()
             WorkerLoop(models: models, fd: theirs).run()
         }
         SocketIO.close(theirs)

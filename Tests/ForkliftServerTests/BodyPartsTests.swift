@@ -1,0 +1,51 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import ForkliftServer
+
+/// A body kept as the parts it arrived in must read, by any range, like the same bytes in one array.
+@Suite struct BodyPartsTests {
+    private func parts(_ bytes: [UInt8], cuts: [Int]) -> BodyParts {
+        var body = BodyParts()
+        var start = 0
+        for end in cuts + [bytes.count] {
+            body.append(ByteBuffer(bytes: bytes[start..<end]))
+            start = end
+        }
+        return body
+    }
+
+    @Test func everyRangeReadsLikeTheJoinedBytes() {
+        let bytes = (0..<200).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        // Cuts that leave empty parts (repeated cuts) must be skipped.
+        for cuts in [[], [1], [50, 50, 120], [10, 20, 30, 40, 199]] {
+            let body = parts(bytes, cuts: cuts)
+            #expect(body.count == bytes.count)
+            #expect(body.joined() == bytes)
+            for lower in stride(from: 0, through: bytes.count, by: 9) {
+                for upper in stride(from: lower, through: bytes.count, by: 13) {
+                    let range = lower..<upper
+                    #expect(body.data(in: range) == Data(bytes[range]), "cuts \(cuts), range \(range)")
+                    let seen = body.withBytes(in: range) { Array($0) }
+                    #expect(seen == Array(bytes[range]), "cuts \(cuts), range \(range)")
+                }
+            }
+        }
+    }
+
+    @Test func anEmptyBodyReadsAsEmpty() {
+        let body = BodyParts()
+        #expect(body.count == 0)
+        #expect(body.joined().isEmpty)
+        #expect(body.data(in: 0..<0).isEmpty)
+        #expect(body.withBytes(in: 0..<0) { $0.count } == 0)
+    }
+
+    @Test func arraysReadTheirOwnRanges() {
+        let bytes: [UInt8] = [1, 2, 3, 4, 5]
+        #expect(bytes.data(in: 1..<4) == Data([2, 3, 4]))
+        #expect(bytes.withBytes(in: 2..<5) { Array($0) } == [3, 4, 5])
+        #expect(bytes.data(in: 5..<5).isEmpty)
+    }
+}
