@@ -32,8 +32,8 @@ public struct BenchReport: Sendable {
     // MARK: table
 
     public static let tableHeader =
-        "| step | req/s | samples/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | mean batch | queue ms | compute ms | client CPU |"
-    public static let tableRule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| step | req/s | samples/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | mean batch | queue ms | compute ms | p50 − compute ms | client CPU |"
+    public static let tableRule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 
     /// One Markdown table row for a step.
     public static func row(_ step: StepResult) -> String {
@@ -47,6 +47,7 @@ public struct BenchReport: Sendable {
             step.server?.meanBatchSize.map { String(format: "%.1f", $0) } ?? "-",
             ms(step.server?.meanQueueMilliseconds),
             ms(step.server?.meanComputeMilliseconds),
+            ms(step.latencyOverCompute?.p50),
             String(format: "%.2f s (%.0f%% of a core)", step.clientCPUSeconds, 100 * step.clientCPUCores),
         ]
         return "| " + cells.joined(separator: " | ") + " |"
@@ -133,6 +134,11 @@ public struct BenchReport: Sendable {
             ]
         } else {
             object["latency_ms"] = NSNull()
+        }
+        if let over = step.latencyOverCompute {
+            object["latency_over_compute_ms"] = ["p50": over.p50, "p90": over.p90, "p99": over.p99, "mean": over.mean]
+        } else {
+            object["latency_over_compute_ms"] = NSNull()
         }
         if let server = step.server {
             object["server_side"] = [

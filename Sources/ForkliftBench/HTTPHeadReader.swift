@@ -4,6 +4,8 @@ struct ResponseFraming: Equatable {
     var closes: Bool
     var chunked: Bool
     var contentLength: Int?
+    /// The `compute` duration of a `Server-Timing` field, in microseconds.
+    var computeMicroseconds: Int? = nil
 }
 
 /// Reads a complete response head (status line, fields, empty line) in place: checks every line
@@ -17,6 +19,9 @@ enum HeadReader {
     private static let close = Array("close".utf8)
     private static let keepAlive = Array("keep-alive".utf8)
     private static let versionPrefix = Array("HTTP/1.".utf8)
+    private static let serverTiming = Array("server-timing".utf8)
+    private static let computeMetric = Array("compute".utf8)
+    private static let durationParameter = Array("dur=".utf8)
 
     /// `bytes` is the head up to and including its CRLFCRLF; `base` is its offset in the connection.
     static func read(_ bytes: UnsafeRawBufferPointer, base: Int) throws(HTTPResponseError) -> ResponseFraming {
@@ -53,6 +58,10 @@ enum HeadReader {
                     } else if isHTTP10, matches(bytes, token, keepAlive) {
                         framing.closes = false
                     }
+                }
+            } else if matches(bytes, name, serverTiming) {
+                forEachToken(bytes, value) { metric in
+                    if let micros = computeDuration(bytes, metric) { framing.computeMicroseconds = micros }
                 }
             }
         }
@@ -151,6 +160,58 @@ enum HeadReader {
             if low < high { body(low..<high) }
             start = end + 1
         }
+    }
+
+    /// The duration of a `compute;dur=35.12` metric in microseconds; nil for other metrics, or
+    /// when it has no duration that reads as milliseconds.
+    private static func computeDuration(_ bytes: UnsafeRawBufferPointer, _ metric: Range<Int>) -> Int? {
+        var parameters = metric.lowerBound
+        while parameters < metric.upperBound, bytes[parameters] != 59 { parameters += 1 }
+        var nameEnd = parameters
+        while nameEnd > metric.lowerBound, bytes[nameEnd - 1] == 32 || bytes[nameEnd - 1] == 9 { nameEnd -= 1 }
+        guard matches(bytes, metric.lowerBound..<nameEnd, computeMetric) else { return nil }
+        var start = parameters + 1
+        while start < metric.upperBound {
+            var end = start
+            while end < metric.upperBound, bytes[end] != 59 { end += 1 }
+            var low = start
+            while low < end, bytes[low] == 32 || bytes[low] == 9 { low += 1 }
+            if end - low > durationParameter.count, matches(bytes, low..<(low + durationParameter.count), durationParameter) {
+                var high = end
+                while high > low, bytes[high - 1] == 32 || bytes[high - 1] == 9 { high -= 1 }
+                return milliseconds(bytes, (low + durationParameter.count)..<high).map { Int(($0 * 1000).rounded()) }
+            }
+            start = end + 1
+        }
+        return nil
+    }
+
+    /// A non-negative decimal such as `35.120` (digits, at most one point, at most 18 digits).
+    private static func milliseconds(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Double? {
+        guard !range.isEmpty, range.count <= 19 else { return nil }
+        var whole = 0
+        var fraction = 0
+        var scale = 1
+        var sawPoint = false
+        var digits = 0
+        for index in range {
+            let byte = bytes[index]
+            if byte == 46, !sawPoint {
+                sawPoint = true
+            } else if (48...57).contains(byte) {
+                digits += 1
+                if sawPoint {
+                    fraction = fraction * 10 + Int(byte - 48)
+                    scale *= 10
+                } else {
+                    whole = whole * 10 + Int(byte - 48)
+                }
+            } else {
+                return nil
+            }
+        }
+        guard digits > 0 else { return nil }
+        return Double(whole) + Double(fraction) / Double(scale)
     }
 
     // MARK: bytes

@@ -8,11 +8,14 @@ public struct ParsedResponse: Sendable, Equatable {
     public var closesConnection: Bool
     /// The body's beginning, up to the parser's limit; empty unless the parser keeps bodies of this status.
     public var body: [UInt8]
+    /// The server's compute time for this request, from its `Server-Timing` header (Forklift sends one).
+    public var computeMicroseconds: Int?
 
-    public init(status: Int, closesConnection: Bool, body: [UInt8]) {
+    public init(status: Int, closesConnection: Bool, body: [UInt8], computeMicroseconds: Int? = nil) {
         self.status = status
         self.closesConnection = closesConnection
         self.body = body
+        self.computeMicroseconds = computeMicroseconds
     }
 }
 
@@ -98,7 +101,8 @@ public struct HTTPResponseParser: Sendable {
                     state = .head(scanned: 0)
                     continue
                 }
-                current = ParsedResponse(status: framing.status, closesConnection: framing.closes, body: [])
+                current = ParsedResponse(
+                    status: framing.status, closesConnection: framing.closes, body: [], computeMicroseconds: framing.computeMicroseconds)
                 keepsBody = bodyLimit > 0 && (keepsSuccessBodies || !(200..<300).contains(framing.status))
                 if framing.status == 204 || framing.status == 304 {
                     return complete()

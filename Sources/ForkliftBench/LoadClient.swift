@@ -88,7 +88,8 @@ final class LoadClient: @unchecked Sendable {
         inFlight = false
         let now = nowNanoseconds()
         if (200..<300).contains(response.status) {
-            worker.recordSuccess(latencyNanoseconds: now &- intendedAt, samples: inFlightSamples)
+            worker.recordSuccess(
+                latencyNanoseconds: now &- intendedAt, samples: inFlightSamples, computeMicroseconds: response.computeMicroseconds)
         } else {
             // The server's {"error": …} text when it sent one, else the body's beginning (read for the first of a kind only).
             worker.recordFailure(kind: "HTTP \(response.status)", message: Self.message(response.body))

@@ -99,9 +99,11 @@ public final class LoadRunner: Sendable {
         let snapshots = workers.compactMap { w in try? w.loop.submit { w.snapshot() }.wait() }
 
         var histogram = LoopWorker.emptyHistogram()
+        var overCompute = LoopWorker.emptyHistogram()
         var errors: [String: ErrorTally] = [:]
         for snapshot in snapshots {
             histogram.add(snapshot.histogram)
+            overCompute.add(snapshot.overCompute)
             for (kind, tally) in snapshot.errors {
                 errors[kind, default: ErrorTally(kind: kind, count: 0, firstMessage: tally.firstMessage)].count += tally.count
             }
@@ -112,6 +114,7 @@ public final class LoadRunner: Sendable {
         return StepResult(
             mode: mode, seconds: seconds, succeeded: succeeded, samples: snapshots.reduce(0) { $0 + $1.samples },
             errors: errors.values.sorted { $0.kind < $1.kind }, latency: succeeded > 0 ? LatencySummary(histogram) : nil,
+            latencyOverCompute: succeeded > 0 && overCompute.totalCount == UInt64(succeeded) ? LatencySummary(overCompute) : nil,
             server: server, clientCPUSeconds: cpu, interrupted: interrupted, connections: snapshots.reduce(0) { $0 + $1.connections })
     }
 

@@ -48,6 +48,8 @@ final class WorkerTally: Sendable {
 /// What a worker measured in a phase.
 struct WorkerSnapshot: Sendable {
     var histogram: Histogram<UInt64>
+    /// Latency minus the server's compute time, of the successes that reported it.
+    var overCompute: Histogram<UInt64>
     var succeeded: Int
     var samples: Int
     var errors: [String: ErrorTally]
@@ -63,6 +65,7 @@ final class LoopWorker: @unchecked Sendable {
     private let tally: WorkerTally
     private var clients: [LoadClient] = []
     private var histogram = LoopWorker.emptyHistogram()
+    private var overCompute = LoopWorker.emptyHistogram()
     private var succeeded = 0
     private var samples = 0
     private var errors: [String: ErrorTally] = [:]
@@ -135,6 +138,7 @@ final class LoopWorker: @unchecked Sendable {
 
     func resetStats() {
         histogram = Self.emptyHistogram()
+        overCompute = Self.emptyHistogram()
         succeeded = 0
         samples = 0
         errors = [:]
@@ -142,7 +146,7 @@ final class LoopWorker: @unchecked Sendable {
 
     func snapshot() -> WorkerSnapshot {
         WorkerSnapshot(
-            histogram: histogram, succeeded: succeeded, samples: samples, errors: errors, connections: clients.filter(\.isConnected).count)
+            histogram: histogram, overCompute: overCompute, succeeded: succeeded, samples: samples, errors: errors, connections: clients.filter(\.isConnected).count)
     }
 
     func closeAll() {
@@ -198,9 +202,13 @@ final class LoopWorker: @unchecked Sendable {
         }
     }
 
-    func recordSuccess(latencyNanoseconds: UInt64, samples count: Int) {
+    func recordSuccess(latencyNanoseconds: UInt64, samples count: Int, computeMicroseconds: Int? = nil) {
         let micros = min(max(latencyNanoseconds / 1000, 1), 3_600_000_000)
         _ = histogram.record(micros)
+        if let computeMicroseconds, computeMicroseconds >= 0 {
+            let compute = UInt64(computeMicroseconds)
+            _ = overCompute.record(micros > compute ? micros - compute : 1)
+        }
         succeeded += 1
         samples += count
         tally.succeeded.add(1, ordering: .relaxed)

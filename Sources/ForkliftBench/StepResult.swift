@@ -67,6 +67,9 @@ public struct StepResult: Sendable {
     public var errors: [ErrorTally]
     /// Latency of the successful requests.
     public var latency: LatencySummary?
+    /// Each request's latency minus its own compute time (the server's `Server-Timing`): what
+    /// serving adds. Nil unless every successful response reported its compute time.
+    public var latencyOverCompute: LatencySummary? = nil
     public var server: ServerSideStats?
     /// User + system CPU time of this process during the step.
     public var clientCPUSeconds: Double

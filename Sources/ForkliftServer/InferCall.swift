@@ -170,14 +170,17 @@ struct InferCall: Sendable {
     }
 
     func response(_ result: InferenceResult, answer: Answer) throws(ServerError) -> EncodedInferResponse {
+        var encoded: EncodedInferResponse
         switch answer {
         case .tensors(let outputs, let id):
-            return try InferResponseEncoder.encode(result, outputs: outputs, model: model, id: id)
+            encoded = try InferResponseEncoder.encode(result, outputs: outputs, model: model, id: id)
         case .image(let k):
-            return try InferResponseEncoder.encode(
+            encoded = try InferResponseEncoder.encode(
                 result, outputs: model.outputs.indices.map { RequestedOutput(index: $0, binary: false) }, model: model, id: nil,
                 classification: ImageInputs.classification(result, model: model, k: k))
         }
+        encoded.timing = ServerTiming(queueSeconds: result.queueSeconds, computeSeconds: result.computeSeconds)
+        return encoded
     }
 
     /// `?k=N` on an image request: how many classes to answer (default 5).

@@ -284,6 +284,7 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 fields[.contentType] = "application/json"
             }
+            if let timing = encoded.timing { fields[ServerTiming.field] = timing.headerValue }
             body = encoded.body
         case .failure(let error):
             status = error.status

@@ -9,6 +9,8 @@ public struct EncodedInferResponse: Sendable {
     /// Length of the JSON part when binary outputs follow it (the `Inference-Header-Content-Length`
     /// response header); nil when the body is all JSON.
     public var headerLength: Int?
+    /// The worker's queue and compute times, for the `Server-Timing` header.
+    var timing: ServerTiming?
 }
 
 /// Writes the V2 infer response for the outputs the client asked for.

@@ -50,6 +50,10 @@ import Testing
             let meanBatch = try #require(side["mean_batch_size"] as? Double)
             #expect(meanBatch >= 2, "each request carries 2 samples, so batches hold at least 2")
             #expect(side["mean_queue_ms"] is Double)
+            // Forklift sends Server-Timing on every answer: each latency less its own compute time.
+            let overCompute = try #require(step["latency_over_compute_ms"] as? [String: Double])
+            let overP50 = try #require(overCompute["p50"])
+            #expect(overP50 > 0 && overP50 <= latency["p50"] ?? 0, "\(overP50) against p50 \(latency["p50"] ?? 0)")
         }
 
         let document = try XMLDocument(contentsOf: svg, options: [])

@@ -45,6 +45,24 @@ import Testing
         "HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: Chunked\r\n\r\n4\r\nWiki\r\n5;name=\"x\"\r\npedia\r\nA \r\n in chunks\r\n0\r\n\r\n"
     static let trailers = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nChecksum: 1\r\nOther: 2\r\n\r\n"
 
+    /// Forklift's `Server-Timing: queue;dur=…, compute;dur=…` gives each response's compute time.
+    @Test func serverTimingComputeDuration() throws {
+        func compute(_ value: String, name: String = "Server-Timing") throws -> Int? {
+            try Self.feed("HTTP/1.1 200 OK\r\n\(name): \(value)\r\nContent-Length: 0\r\n\r\n").first?.computeMicroseconds
+        }
+        #expect(try compute("queue;dur=0.041, compute;dur=35.120") == 35_120)
+        #expect(try compute("compute;dur=0.002", name: "server-timing") == 2)
+        #expect(try compute("compute ; desc=\"engine\" ; dur=2") == 2_000)
+        #expect(try compute("cache;dur=1.5, compute;dur=7") == 7_000)
+        #expect(try compute("compute") == nil, "no duration")
+        #expect(try compute("computed;dur=1") == nil, "another metric")
+        #expect(try compute("queue;dur=1") == nil)
+        #expect(try compute("compute;dur=1.2.3") == nil)
+        #expect(try compute("compute;dur=") == nil)
+        #expect(try compute("compute;dur=-1") == nil)
+        #expect(try Self.feed(Self.contentLength).first?.computeMicroseconds == nil)
+    }
+
     @Test func contentLengthBodyAndKeepAlive() throws {
         let responses = try Self.feed(Self.contentLength)
         #expect(responses == [ParsedResponse(status: 200, closesConnection: false, body: Array("hello".utf8))])

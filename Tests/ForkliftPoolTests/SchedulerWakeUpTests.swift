@@ -48,6 +48,7 @@ import Testing
                         == nil)
             }
             scheduler.lock.unlock()
+            for _ in 0..<count { scheduler.wakeOneWorker() }
         }
 
         func stop(_ slot: WorkerSlot) {

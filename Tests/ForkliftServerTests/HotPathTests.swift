@@ -19,6 +19,18 @@ import Testing
         #expect(MediaType.of("text/plain;") == "text/plain")
     }
 
+    @Test func serverTimingWritesMillisecondsWithThreeDecimals() {
+        #expect(ServerTiming.milliseconds(0) == "0.000")
+        #expect(ServerTiming.milliseconds(0.035_123_4) == "35.123")
+        #expect(ServerTiming.milliseconds(0.000_001_6) == "0.002")
+        #expect(ServerTiming.milliseconds(0.000_05) == "0.050")
+        #expect(ServerTiming.milliseconds(2.5) == "2500.000")
+        #expect(ServerTiming.milliseconds(-1) == "0.000")
+        #expect(ServerTiming.milliseconds(.nan) == "0.000")
+        #expect(
+            ServerTiming(queueSeconds: 0.000_041, computeSeconds: 0.035_12).headerValue == "queue;dur=0.041, compute;dur=35.120")
+    }
+
     @Test func trimmingTakesSpacesAndTabsOnly() {
         #expect(MediaType.trimmed(" \t 128 \t") == "128")
         #expect(MediaType.trimmed("128") == "128")

@@ -79,6 +79,10 @@ import Testing
             let (headers, body) = Digits.binaryRequest(row)
             let binary = try RawHTTP.request(port: server.port, "POST", "/v2/models/digits/versions/1/infer", headers: headers, body: body)
             #expect(binary.status == 200, "\(binary.text)")
+            let timing = try #require(binary.headers["server-timing"])
+            #expect(
+                timing.wholeMatch(of: /queue;dur=\d+\.\d{3}, compute;dur=\d+\.\d{3}/) != nil && !timing.hasSuffix("compute;dur=0.000"),
+                "Server-Timing: \(timing)")
             let decoded = try Digits.parseBinary(binary)
             #expect(Digits.close(decoded.probabilities, expected.probabilities))
             #expect(decoded.label == expected.label)

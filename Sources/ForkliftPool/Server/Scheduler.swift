@@ -113,7 +113,8 @@ final class Scheduler: @unchecked Sendable {
 
     // MARK: requests
 
-    /// Queues a request, or says why not. The caller holds `lock`.
+    /// Queues a request, or says why not. The caller holds `lock`, and calls `wakeOneWorker` for an
+    /// accepted request once it has let go of it.
     func enqueueLocked(_ request: PendingRequest, zygoteReady: Bool) -> PoolError? {
         switch phase {
         case .starting: return .modelNotReady(names[request.model])
@@ -128,9 +129,15 @@ final class Scheduler: @unchecked Sendable {
         queues[request.model].waiting.append(request)
         queues[request.model].queuedSamples += request.samples
         metrics.models[request.model].queueDepth.record(queues[request.model].waiting.count)
-        // One idle worker is enough for one request; a broadcast woke them all to find one batch.
-        lock.signal()
         return nil
+    }
+
+    /// Wakes one idle worker thread for a request just queued; called without holding `lock`. A
+    /// thread woken while the lock is held wakes only to block on it, and must then be woken again
+    /// by the unlock: two more futex calls and a second wake-up per request (by strace). One idle
+    /// worker is enough for one request; a broadcast woke them all to find one batch.
+    func wakeOneWorker() {
+        lock.signal()
     }
 
     /// Blocks the calling worker thread until there is a batch for it, its socket shows an event

@@ -144,7 +144,11 @@ public final class WorkerPool: Sendable {
             return
         }
         let refused = core.locked { core.scheduler.enqueueLocked(pending, zygoteReady: core.zygoteReady) }
-        if let refused { completion(.failure(refused)) }
+        guard let refused else {
+            core.scheduler.wakeOneWorker()
+            return
+        }
+        completion(.failure(refused))
     }
 
     /// Stops taking requests (`.shuttingDown`), finishes what is queued and running within

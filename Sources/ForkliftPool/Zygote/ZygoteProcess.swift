@@ -117,6 +117,8 @@ final class Forker {
             return try refuse("the zygote has \(threadCount) threads (/proc/self/task); forking now could deadlock the worker")
         }
         let (mine, theirs) = try SocketIO.socketPair()
+        // A ResNet-18 request is 600 KB; a batch of them is several megabytes.
+        SocketIO.enlargeSendBuffers(mine, theirs, bytes: 4 << 20)
         fflush(nil)
         let pid = fl_fork()
         if pid < 0 {
