@@ -146,7 +146,8 @@ final class LoopWorker: @unchecked Sendable {
 
     func snapshot() -> WorkerSnapshot {
         WorkerSnapshot(
-            histogram: histogram, overCompute: overCompute, succeeded: succeeded, samples: samples, errors: errors, connections: clients.filter(\.isConnected).count)
+            histogram: histogram, overCompute: overCompute, succeeded: succeeded, samples: samples, errors: errors,
+            connections: clients.filter(\.isConnected).count)
     }
 
     func closeAll() {
