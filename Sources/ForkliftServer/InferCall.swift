@@ -149,7 +149,6 @@ struct InferCall: Sendable {
     /// A JPEG body, alone or as a form upload.
     private var isImage: Bool { media == "image/jpeg" || media == "multipart/form-data" }
 
-    /// The pool's request for a complete body, and how to answer its result.
     /// The pool's request for a complete body, and how to answer its result. Tensors are copied
     /// straight out of the received parts; a compressed or JPEG body is joined first.
     func request(body parts: BodyParts) throws(ServerError) -> (InferenceRequest, Answer) {

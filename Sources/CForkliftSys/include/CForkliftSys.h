@@ -28,9 +28,9 @@ int fl_set_parent_death_signal(int sig);
 void fl_release_free_memory(void);
 
 /// Allocations up to 32 MiB come from malloc's heap, and freed heap memory is kept up to 64 MiB,
-/// instead of glibc's adaptive default. That default maps and unmaps an allocation the size of
-/// the largest one freed so far each time, so that every 600 KB request body (or batch) was
-/// written into freshly faulted, zeroed pages.
+/// instead of glibc's adaptive default. That default raises its mmap threshold only to the size
+/// of the largest mapped block freed so far, so a block of that same size is mapped again: with
+/// 600 KB requests, every body (and batch) was written into freshly faulted, zeroed pages.
 void fl_reuse_large_allocations(void);
 
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants (workers of a dead zygote) are
