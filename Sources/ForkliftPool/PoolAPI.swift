@@ -56,20 +56,27 @@ public struct ModelEntry: Sendable, Equatable {
 /// `config.json` of a model folder.
 public struct ModelConfig: Codable, Sendable, Equatable {
     public var maxBatchSize: Int?
+    /// Batches of this model that may run at once (Triton's `instance_group` count); nil means
+    /// one per worker. A model whose compute is tiny next to a request's overhead serves more
+    /// with one: its requests then gather into bigger batches instead of being split between
+    /// workers as they arrive.
+    public var instanceCount: Int?
     /// A labels file, one label per line, relative to the model's folder.
     public var labels: String?
     /// How a JPEG becomes the model's input; a model with it takes encoded images. Validated
     /// while decoding: a bad field is named.
     public var image: ImagePreprocessing?
 
-    public init(maxBatchSize: Int? = nil, labels: String? = nil, image: ImagePreprocessing? = nil) {
+    public init(maxBatchSize: Int? = nil, labels: String? = nil, image: ImagePreprocessing? = nil, instanceCount: Int? = nil) {
         self.maxBatchSize = maxBatchSize
+        self.instanceCount = instanceCount
         self.labels = labels
         self.image = image
     }
 
     enum CodingKeys: String, CodingKey {
         case maxBatchSize = "max_batch_size"
+        case instanceCount = "instance_count"
         case labels
         case image
     }
@@ -87,10 +94,12 @@ public struct ModelMetadata: Sendable, Equatable {
     /// The input that takes encoded JPEGs (a BYTES tensor, one image per sample), when the model's
     /// config has an `image` section.
     public var imageInput: String?
+    /// Batches that may run at once (config.json's `instance_count`); nil means one per worker.
+    public var instanceCount: Int?
 
     public init(
         name: String, version: String, inputs: [ValueSpec], outputs: [ValueSpec], maxBatchSize: Int, labels: [String]?,
-        imageInput: String? = nil
+        imageInput: String? = nil, instanceCount: Int? = nil
     ) {
         self.name = name
         self.version = version
@@ -99,6 +108,7 @@ public struct ModelMetadata: Sendable, Equatable {
         self.maxBatchSize = maxBatchSize
         self.labels = labels
         self.imageInput = imageInput
+        self.instanceCount = instanceCount
     }
 }
 

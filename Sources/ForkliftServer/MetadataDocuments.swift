@@ -152,7 +152,7 @@ public enum MetadataDocuments {
         writer.key("instance_group")
         writer.raw("[{")
         writer.key("count")
-        writer.raw(String(settings.workers))
+        writer.raw(String(min(model.instanceCount ?? settings.workers, settings.workers)))
         writer.raw(",")
         writer.key("kind")
         writer.string("KIND_CPU")

@@ -21,7 +21,7 @@ import Testing
         try write("x", "models/triton/1/model.onnx")
         try write("x", "models/triton/3/model.onnx")
         try write("x", "models/triton/2/model.onnx")
-        try write(#"{"max_batch_size": 4}"#, "models/triton/config.json")
+        try write(#"{"max_batch_size": 4, "instance_count": 1}"#, "models/triton/config.json")
         try write("not a model", "models/empty/readme.txt")
         let entries = try ModelRepository.scan(scratch.appendingPathComponent("models"))
         #expect(entries.map(\.name) == ["plain", "triton"])
@@ -31,6 +31,7 @@ import Testing
         #expect(entries[1].version == "3")
         #expect(entries[1].path.path.hasSuffix("triton/3/model.onnx"))
         #expect(entries[1].config.maxBatchSize == 4)
+        #expect(entries[1].config.instanceCount == 1 && entries[0].config.instanceCount == nil)
         let single = try ModelRepository.scan(scratch.appendingPathComponent("models/plain/model.onnx"))
         #expect(single.map(\.name) == ["plain"], "a repository's model.onnx keeps its folder's name")
         #expect(single[0].config.maxBatchSize == 8)
@@ -53,6 +54,14 @@ import Testing
         }
         #expect(throws: RepositoryError.notFound(path: scratch.appendingPathComponent("absent").path)) {
             try ModelRepository.scan(scratch.appendingPathComponent("absent"))
+        }
+        try write("x", "none/m/model.onnx")
+        try write(#"{"instance_count": 0}"#, "none/m/config.json")
+        #expect(throws: RepositoryError.self) { try ModelRepository.scan(scratch.appendingPathComponent("none")) }
+        do {
+            _ = try ModelRepository.scan(scratch.appendingPathComponent("none"))
+        } catch {
+            #expect("\(error)".contains("none/m/config.json") && "\(error)".contains("instance_count must be ≥ 1"), "\(error)")
         }
         try write("x", "bad/m/model.onnx")
         try write(#"{"max_batch_size": "many"}"#, "bad/m/config.json")

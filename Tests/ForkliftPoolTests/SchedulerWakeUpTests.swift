@@ -11,11 +11,11 @@ import Testing
         let scheduler: Scheduler
         private var peers: [Int32] = []
 
-        init(batchSize: Int) throws {
+        init(batchSize: Int, instances: Int? = nil) throws {
             scheduler = Scheduler(
                 names: ["m"], configuration: PoolConfiguration(), metrics: PoolMetrics(modelNames: ["m"]), idleCheck: 30)
             scheduler.lock.lock()
-            scheduler.configureLocked(batchSizes: [batchSize])
+            scheduler.configureLocked(batchSizes: [batchSize], instances: [instances])
             scheduler.phase = .serving
             scheduler.lock.unlock()
         }
@@ -40,15 +40,28 @@ import Testing
             return box
         }
 
-        func enqueue(_ count: Int) {
+        /// Queues `count` requests and wakes a worker for each that one may take now, as the pool
+        /// does. Returns, per request, whether one could.
+        @discardableResult
+        func enqueue(_ count: Int) -> [Bool] {
             scheduler.lock.lock()
-            for _ in 0..<count {
-                #expect(
-                    scheduler.enqueueLocked(PendingRequest(model: 0, inputs: [], samples: 1, completion: { _ in }), zygoteReady: true)
-                        == nil)
+            let wakes = (0..<count).map { _ in
+                let result = scheduler.enqueueLocked(PendingRequest(model: 0, inputs: [], samples: 1, completion: { _ in }), zygoteReady: true)
+                guard case .success(let wake) = result else {
+                    Issue.record("enqueue refused: \(result)")
+                    return false
+                }
+                return wake
             }
             scheduler.lock.unlock()
-            for _ in 0..<count { scheduler.wakeOneWorker() }
+            for wake in wakes where wake { scheduler.wakeOneWorker() }
+            return wakes
+        }
+
+        /// Answers `slot`'s batch as its worker would, with no outputs.
+        func finish(_ slot: WorkerSlot, _ batch: Batch) {
+            let reply = Frame(kind: .result, batchID: batch.id, model: 0, requests: UInt32(batch.requests.count))
+            scheduler.finish(slot, batch: batch, reply: reply, outputsPerRequest: 0)
         }
 
         func stop(_ slot: WorkerSlot) {
@@ -113,6 +126,28 @@ import Testing
             }
             fixture.stopAll()
         }
+    }
+
+    /// With an instance count of 1, a second batch of the model waits for the first to finish,
+    /// even with another worker idle, and its request wakes no one; the worker that finishes takes it.
+    @Test func instanceCountLimitsTheBatchesRunningAtOnce() throws {
+        let fixture = try Fixture(batchSize: 1, instances: 1)
+        let slots = try [fixture.slot(1), fixture.slot(2)]
+        let orders = slots.map { fixture.waitForOrder($0) }
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(fixture.enqueue(1) == [true])
+        let first = orders.map { $0.wait(seconds: 0.5) }
+        let runningIndex = try #require(first.firstIndex { Self.isRun($0) }, "one worker takes the first request")
+        guard case .run(let batch)? = first[runningIndex] else { return }
+        #expect(fixture.enqueue(1) == [false], "the model is at its instance count")
+        // Even woken (as another model's request, or a spurious wake-up, would), it must not take it.
+        fixture.scheduler.wakeOneWorker()
+        #expect(orders[1 - runningIndex].wait(seconds: 0.3) == nil, "the idle worker must not run a second batch")
+        fixture.finish(slots[runningIndex], batch)
+        let next = fixture.waitForOrder(slots[runningIndex])
+        #expect(Self.isRun(next.wait(seconds: 5)), "the worker that finished takes the waiting request")
+        #expect(orders[1 - runningIndex].wait(seconds: 0) == nil)
+        fixture.stopAll()
     }
 
     /// Requests left after a full batch go to another idle worker without waiting.

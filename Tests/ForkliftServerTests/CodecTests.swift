@@ -232,6 +232,11 @@ import Testing
         #expect(config["input"] == .array([.object(["name": .string("x"), "data_type": .string("TYPE_FP32"), "dims": .array([.int(4)])])]))
         #expect(config["output"]?.kind == "an array")
         #expect(config["dynamic_batching"] != nil)
+        #expect(config["instance_group"] == .array([.object(["count": .int(2), "kind": .string("KIND_CPU")])]))
+        var single = Self.model
+        single.instanceCount = 1
+        let limited = try JSONParser.parse(MetadataDocuments.config(single, settings: ServingSettings(workers: 2, maxQueueDelayMicroseconds: 0)))
+        #expect(limited["instance_group"] == .array([.object(["count": .int(1), "kind": .string("KIND_CPU")])]))
         let server = try JSONParser.parse(MetadataDocuments.server())
         #expect(server["name"] == .string("forklift"))
     }

@@ -124,7 +124,8 @@ def build_digits(force):
             f"{clf.n_iter_} epochs, sklearn accuracy {info['sklearn_accuracy']:.4f})")
 
     cfg = os.path.join(DIGITS_DIR, "config.json")
-    want_cfg = json.dumps({"max_batch_size": 32, "labels": "labels.txt"}, indent=2) + "\n"
+    # One batch at a time: its compute is tiny next to a request's handling (README, Configuration).
+    want_cfg = json.dumps({"max_batch_size": 32, "instance_count": 1, "labels": "labels.txt"}, indent=2) + "\n"
     labels = os.path.join(DIGITS_DIR, "labels.txt")
     want_labels = "".join(f"{i}\n" for i in range(10))
     for p, want in ((cfg, want_cfg), (labels, want_labels)):

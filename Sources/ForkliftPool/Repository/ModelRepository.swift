@@ -94,6 +94,9 @@ public enum ModelRepository {
         if let size = config.maxBatchSize, size < 0 {
             throw .unreadableConfig(path: file.path, reason: "max_batch_size must be ≥ 0, not \(size)")
         }
+        if let count = config.instanceCount, count < 1 {
+            throw .unreadableConfig(path: file.path, reason: "instance_count must be ≥ 1, not \(count)")
+        }
         if let labels = config.labels {
             let labelsPath = folder.appendingPathComponent(labels)
             guard FileManager.default.fileExists(atPath: labelsPath.path) else {

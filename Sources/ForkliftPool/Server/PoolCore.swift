@@ -225,7 +225,7 @@ extension PoolCore: ZygoteDelegate {
                 return
             }
             outputCounts = metadata.map(\.outputs.count)
-            scheduler.configureLocked(batchSizes: metadata.map(\.maxBatchSize))
+            scheduler.configureLocked(batchSizes: metadata.map(\.maxBatchSize), instances: metadata.map(\.instanceCount))
         }
         if zygote === link { zygoteReady = true }
         lock.unlock()
@@ -242,7 +242,7 @@ extension PoolCore: ZygoteDelegate {
             let batch = model.batchable ? max(0, entry.config.maxBatchSize ?? configuration.defaultMaxBatchSize) : 0
             return ModelMetadata(
                 name: entry.name, version: entry.version, inputs: inputs, outputs: outputs, maxBatchSize: batch, labels: labels,
-                imageInput: model.imageInput)
+                imageInput: model.imageInput, instanceCount: entry.config.instanceCount)
         } catch let error as ControlError {
             throw .loadFailed("model '\(entry.name)': \(error)")
         } catch {

@@ -67,6 +67,8 @@ enum WorkerOrder {
 final class Scheduler: @unchecked Sendable {
     struct ModelQueue {
         let maxBatchSize: Int
+        /// Batches of this model that may run at once.
+        var maxRunning = Int.max
         var waiting: [PendingRequest] = []
         var queuedSamples = 0
     }
@@ -105,31 +107,38 @@ final class Scheduler: @unchecked Sendable {
     }
 
     /// Called once the models are known, before serving starts. The caller holds `lock`.
-    func configureLocked(batchSizes: [Int]) {
-        queues = batchSizes.map { ModelQueue(maxBatchSize: $0) }
+    /// `instances` limits the batches of each model that run at once (nil: no limit).
+    func configureLocked(batchSizes: [Int], instances: [Int?] = []) {
+        queues = batchSizes.enumerated().map { index, size in
+            var queue = ModelQueue(maxBatchSize: size)
+            if index < instances.count, let limit = instances[index] { queue.maxRunning = max(1, limit) }
+            return queue
+        }
     }
 
     var timeoutSeconds: Double { Double(timeout) / 1e9 }
 
     // MARK: requests
 
-    /// Queues a request, or says why not. The caller holds `lock`, and calls `wakeOneWorker` for an
-    /// accepted request once it has let go of it.
-    func enqueueLocked(_ request: PendingRequest, zygoteReady: Bool) -> PoolError? {
+    /// Queues a request, or says why not. The caller holds `lock`. True means an idle worker may
+    /// take the request now: the caller then calls `wakeOneWorker` once it has let go of the lock.
+    /// False means the model runs as many batches as its instance count allows, and the thread
+    /// that finishes one takes it; waking an idle thread would only put it back to sleep.
+    func enqueueLocked(_ request: PendingRequest, zygoteReady: Bool) -> Result<Bool, PoolError> {
         switch phase {
-        case .starting: return .modelNotReady(names[request.model])
-        case .draining, .stopped: return .shuttingDown
+        case .starting: return .failure(.modelNotReady(names[request.model]))
+        case .draining, .stopped: return .failure(.shuttingDown)
         case .serving: break
         }
-        guard request.model < queues.count else { return .unknownModel(names[request.model]) }
-        if workers.isEmpty && !zygoteReady { return .modelNotReady(names[request.model]) }
+        guard request.model < queues.count else { return .failure(.unknownModel(names[request.model])) }
+        if workers.isEmpty && !zygoteReady { return .failure(.modelNotReady(names[request.model])) }
         guard queues[request.model].waiting.count < maxQueue else {
-            return .queueFull(model: names[request.model], capacity: maxQueue)
+            return .failure(.queueFull(model: names[request.model], capacity: maxQueue))
         }
         queues[request.model].waiting.append(request)
         queues[request.model].queuedSamples += request.samples
         metrics.models[request.model].queueDepth.record(queues[request.model].waiting.count)
-        return nil
+        return .success(!isAtInstanceLimit(request.model))
     }
 
     /// Wakes one idle worker thread for a request just queued; called without holding `lock`. A
@@ -159,7 +168,7 @@ final class Scheduler: @unchecked Sendable {
             }
             let now = monotonicNanoseconds()
             var wakeAt = now + UInt64(idleCheck * 1e9)
-            if let model = oldestQueue() {
+            if let model = oldestReadyQueue() {
                 let queue = queues[model]
                 let holdUntil = queue.waiting[0].enqueued &+ maxQueueDelay
                 let full = queue.queuedSamples >= max(queue.maxBatchSize, 1)
@@ -186,18 +195,26 @@ final class Scheduler: @unchecked Sendable {
     /// everything (stopping, its worker lost, or a batch that was full) may have been that one, so
     /// it passes the signal on; otherwise the request would wait for an idle worker's next check.
     private func passWakeUpLocked() {
-        if queues.contains(where: { !$0.waiting.isEmpty }) { lock.signal() }
+        if oldestReadyQueue() != nil { lock.signal() }
     }
 
-    /// The model whose first waiting request has waited longest.
-    private func oldestQueue() -> Int? {
+    /// The model whose first waiting request has waited longest, among those with fewer batches
+    /// running than their instance count. A model at its count waits for one of its batches to
+    /// finish; the thread that finishes it looks at the queues next.
+    private func oldestReadyQueue() -> Int? {
         var best: Int?
         for index in queues.indices {
             guard let head = queues[index].waiting.first else { continue }
+            if isAtInstanceLimit(index) { continue }
             if let current = best, let other = queues[current].waiting.first, other.enqueued <= head.enqueued { continue }
             best = index
         }
         return best
+    }
+
+    private func isAtInstanceLimit(_ model: Int) -> Bool {
+        let limit = queues[model].maxRunning
+        return limit < Int.max && workers.values.reduce(0) { $0 + ($1.batch?.model == model ? 1 : 0) } >= limit
     }
 
     /// Takes waiting requests of one model up to its batch size in samples (always at least one).

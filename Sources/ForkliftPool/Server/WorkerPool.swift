@@ -143,12 +143,11 @@ public final class WorkerPool: Sendable {
             completion(.failure(error))
             return
         }
-        let refused = core.locked { core.scheduler.enqueueLocked(pending, zygoteReady: core.zygoteReady) }
-        guard let refused else {
-            core.scheduler.wakeOneWorker()
-            return
+        switch core.locked({ core.scheduler.enqueueLocked(pending, zygoteReady: core.zygoteReady) }) {
+        case .success(true): core.scheduler.wakeOneWorker()
+        case .success(false): break
+        case .failure(let refused): completion(.failure(refused))
         }
-        completion(.failure(refused))
     }
 
     /// Stops taking requests (`.shuttingDown`), finishes what is queued and running within
