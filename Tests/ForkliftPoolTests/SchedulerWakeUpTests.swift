@@ -46,7 +46,8 @@ import Testing
         func enqueue(_ count: Int) -> [Bool] {
             scheduler.lock.lock()
             let wakes = (0..<count).map { _ in
-                let result = scheduler.enqueueLocked(PendingRequest(model: 0, inputs: [], samples: 1, completion: { _ in }), zygoteReady: true)
+                let result = scheduler.enqueueLocked(
+                    PendingRequest(model: 0, inputs: [], samples: 1, completion: { _ in }), zygoteReady: true)
                 guard case .success(let wake) = result else {
                     Issue.record("enqueue refused: \(result)")
                     return false

@@ -235,7 +235,8 @@ import Testing
         #expect(config["instance_group"] == .array([.object(["count": .int(2), "kind": .string("KIND_CPU")])]))
         var single = Self.model
         single.instanceCount = 1
-        let limited = try JSONParser.parse(MetadataDocuments.config(single, settings: ServingSettings(workers: 2, maxQueueDelayMicroseconds: 0)))
+        let limited = try JSONParser.parse(
+            MetadataDocuments.config(single, settings: ServingSettings(workers: 2, maxQueueDelayMicroseconds: 0)))
         #expect(limited["instance_group"] == .array([.object(["count": .int(1), "kind": .string("KIND_CPU")])]))
         let server = try JSONParser.parse(MetadataDocuments.server())
         #expect(server["name"] == .string("forklift"))
