@@ -179,12 +179,16 @@ enum HeadReader {
             if end - low > durationParameter.count, matches(bytes, low..<(low + durationParameter.count), durationParameter) {
                 var high = end
                 while high > low, bytes[high - 1] == 32 || bytes[high - 1] == 9 { high -= 1 }
-                return milliseconds(bytes, (low + durationParameter.count)..<high).map { Int(($0 * 1000).rounded()) }
+                guard let value = milliseconds(bytes, (low + durationParameter.count)..<high), value <= maxMilliseconds else { return nil }
+                return Int((value * 1000).rounded())
             }
             start = end + 1
         }
         return nil
     }
+
+    /// Longer than any request is timed (a day): past it the value is refused, not converted.
+    private static let maxMilliseconds = 86_400_000.0
 
     /// A non-negative decimal such as `35.120` (digits, at most one point, at most 18 digits).
     private static func milliseconds(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Double? {
@@ -200,6 +204,7 @@ enum HeadReader {
                 sawPoint = true
             } else if (48...57).contains(byte) {
                 digits += 1
+                guard digits <= 18 else { return nil }
                 if sawPoint {
                     fraction = fraction * 10 + Int(byte - 48)
                     scale *= 10

@@ -60,6 +60,9 @@ import Testing
         #expect(try compute("compute;dur=1.2.3") == nil)
         #expect(try compute("compute;dur=") == nil)
         #expect(try compute("compute;dur=-1") == nil)
+        #expect(try compute("compute;dur=1234567890123456789") == nil, "19 digits")
+        #expect(try compute("compute;dur=99999999999") == nil, "longer than a day")
+        #expect(try compute("compute;dur=0.1234567890123456789") == nil)
         #expect(try Self.feed(Self.contentLength).first?.computeMicroseconds == nil)
     }
 
