@@ -34,6 +34,17 @@ import Testing
         }
     }
 
+    /// Parts of 16 KB and more are kept as the channel read them rather than copied.
+    @Test func largePartsReadLikeTheJoinedBytes() {
+        let bytes = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 5) }
+        let body = parts(bytes, cuts: [20_000, 20_100, 45_000])
+        #expect(body.joined() == bytes)
+        for range in [0..<20_000, 19_990..<20_010, 100..<49_900, 20_000..<20_100, 44_999..<50_000, 30_000..<30_000] {
+            #expect(body.data(in: range) == Data(bytes[range]), "range \(range)")
+            #expect(body.withBytes(in: range) { Array($0) } == Array(bytes[range]), "range \(range)")
+        }
+    }
+
     @Test func anEmptyBodyReadsAsEmpty() {
         let body = BodyParts()
         #expect(body.count == 0)
