@@ -22,9 +22,6 @@ struct InferHTTP1Channel: ServerChildChannel {
             limits.maxHeaderFieldSize = configuration.httpDecoder.maxHeaderFieldSize
             limits.maxHeaderListSize = configuration.httpDecoder.maxHeaderListSize
             limits.maxHeaderFieldCount = configuration.httpDecoder.maxHeaderFieldCount
-            // Reads grow to 1 MB (NIO's default stops at 64 KB): a 600 KB ResNet-18 request then
-            // arrives in two or three reads instead of ten, each of which runs the whole pipeline.
-            try channel.syncOptions?.setOption(.recvAllocator, value: Self.receiveAllocator)
             let pipeline = channel.pipeline.syncOperations
             try pipeline.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
@@ -36,8 +33,6 @@ struct InferHTTP1Channel: ServerChildChannel {
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
-
-    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20)
 
     func handle(value: Value, logger: Logger) async {
         await http1.handle(value: value, logger: logger)
