@@ -29,8 +29,6 @@ extension Array: RequestBytes where Element == UInt8 {
 /// them would copy it once more.
 struct BodyParts: RequestBytes {
     private var parts: [ByteBuffer] = []
-    /// Where each part starts in the body.
-    private var starts: [Int] = []
     /// Bytes received so far.
     private(set) var count = 0
 
@@ -40,7 +38,6 @@ struct BodyParts: RequestBytes {
 
     mutating func append(_ part: ByteBuffer) {
         guard part.readableBytes > 0 else { return }
-        starts.append(count)
         count += part.readableBytes
         parts.append(part.readableBytes < Self.copyLimit ? ByteBuffer(bytes: part.readableBytesView) : part)
     }
@@ -53,12 +50,18 @@ struct BodyParts: RequestBytes {
     }
 
     func withBytes<R, E: Error>(in range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        let index = part(containing: range.lowerBound)
-        if index < parts.count, range.upperBound <= starts[index] + parts[index].readableBytes {
-            let offset = range.lowerBound - starts[index]
-            return try parts[index].withUnsafeReadableBytes { raw in
-                Result { () throws(E) -> R in try body(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + range.count)])) }
-            }.get()
+        // In place when one part holds the whole range (a JSON header usually does).
+        var start = 0
+        for part in parts {
+            let end = start + part.readableBytes
+            if range.lowerBound < end {
+                guard range.upperBound <= end else { break }
+                let offset = range.lowerBound - start
+                return try part.withUnsafeReadableBytes { raw in
+                    Result { () throws(E) -> R in try body(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + range.count)])) }
+                }.get()
+            }
+            start = end
         }
         let joined = [UInt8](unsafeUninitializedCapacity: range.count) { buffer, initialized in
             initialized = copy(range, to: UnsafeMutableRawBufferPointer(buffer))
@@ -85,26 +88,16 @@ struct BodyParts: RequestBytes {
 
     /// Calls `body` with the pieces of `range`, part by part, in order.
     private func visit(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Void) {
-        guard !range.isEmpty else { return }
-        var index = part(containing: range.lowerBound)
-        while index < parts.count, starts[index] < range.upperBound {
-            let lower = max(range.lowerBound - starts[index], 0)
-            let upper = min(range.upperBound - starts[index], parts[index].readableBytes)
-            parts[index].withUnsafeReadableBytes { raw in body(UnsafeRawBufferPointer(rebasing: raw[lower..<upper])) }
-            index += 1
+        var start = 0
+        for part in parts {
+            guard start < range.upperBound else { return }
+            let end = start + part.readableBytes
+            if range.lowerBound < end {
+                let lower = max(range.lowerBound - start, 0)
+                let upper = min(range.upperBound - start, part.readableBytes)
+                part.withUnsafeReadableBytes { raw in body(UnsafeRawBufferPointer(rebasing: raw[lower..<upper])) }
+            }
+            start = end
         }
-    }
-
-    /// The index of the part holding byte `offset`, or `parts.count` past the end.
-    private func part(containing offset: Int) -> Int {
-        guard offset >= 0, offset < count else { return parts.count }
-        // The last part that starts at or before the offset; the first starts at 0.
-        var low = 0
-        var high = starts.count
-        while high - low > 1 {
-            let middle = (low + high) / 2
-            if starts[middle] <= offset { low = middle } else { high = middle }
-        }
-        return low
     }
 }

@@ -39,7 +39,9 @@ import Testing
         let bytes = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 5) }
         let body = parts(bytes, cuts: [20_000, 20_100, 45_000])
         #expect(body.joined() == bytes)
-        for range in [0..<20_000, 19_990..<20_010, 100..<49_900, 20_000..<20_100, 44_999..<50_000, 30_000..<30_000] {
+        for range in [
+            0..<20_000, 19_990..<20_000, 19_990..<20_001, 19_990..<20_010, 100..<49_900, 20_000..<20_100, 44_999..<50_000, 30_000..<30_000,
+        ] {
             #expect(body.data(in: range) == Data(bytes[range]), "range \(range)")
             #expect(body.withBytes(in: range) { Array($0) } == Array(bytes[range]), "range \(range)")
         }
