@@ -48,6 +48,14 @@ struct InferTarget: Sendable, Equatable {
     }
 }
 
+extension HTTPField.Name {
+    /// A field name written in the source: made once, since building one validates its characters.
+    static func constant(_ name: String) -> HTTPField.Name {
+        guard let field = HTTPField.Name(name) else { preconditionFailure("invalid header name '\(name)'") }
+        return field
+    }
+}
+
 /// The request headers an infer call reads, found in one pass over the fields: each lookup by
 /// name scans them all, and five of those were a tenth of the handler's time.
 struct InferHeaders: Sendable {
@@ -105,10 +113,7 @@ struct InferCall: Sendable {
         "multipart/form-data",
     ]
 
-    static let headerLengthField: HTTPField.Name = {
-        guard let name = HTTPField.Name("Inference-Header-Content-Length") else { preconditionFailure("invalid header name") }
-        return name
-    }()
+    static let headerLengthField = HTTPField.Name.constant("Inference-Header-Content-Length")
 
     init(headers: InferHeaders, target: InferTarget, catalog: ModelCatalog, configuration: ServerConfiguration) throws(ServerError) {
         model = try catalog.lookup(target.model, version: target.version)

@@ -8,10 +8,7 @@ struct ServerTiming: Sendable, Equatable {
     var queueSeconds: Double
     var computeSeconds: Double
 
-    static let field: HTTPField.Name = {
-        guard let name = HTTPField.Name("Server-Timing") else { preconditionFailure("invalid header name") }
-        return name
-    }()
+    static let field = HTTPField.Name.constant("Server-Timing")
 
     var headerValue: String {
         "queue;dur=" + Self.milliseconds(queueSeconds) + ", compute;dur=" + Self.milliseconds(computeSeconds)
