@@ -147,12 +147,15 @@ enum HeadReader {
         }
     }
 
-    /// Calls `body` with each comma-separated, trimmed, non-empty element of a list value.
-    private static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, _ body: (Range<Int>) -> Void) {
+    /// Calls `body` with each trimmed, non-empty element of a list value, split at `separator`
+    /// (a comma; `Server-Timing` metrics split their parameters at semicolons).
+    private static func forEachToken(
+        _ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, separator: UInt8 = 44, _ body: (Range<Int>) -> Void
+    ) {
         var start = value.lowerBound
         while start < value.upperBound {
             var end = start
-            while end < value.upperBound, bytes[end] != 44 { end += 1 }
+            while end < value.upperBound, bytes[end] != separator { end += 1 }
             var low = start
             var high = end
             while low < high, bytes[low] == 32 || bytes[low] == 9 { low += 1 }
@@ -165,26 +168,22 @@ enum HeadReader {
     /// The duration of a `compute;dur=35.12` metric in microseconds; nil for other metrics, or
     /// when it has no duration that reads as milliseconds.
     private static func computeDuration(_ bytes: UnsafeRawBufferPointer, _ metric: Range<Int>) -> Int? {
-        var parameters = metric.lowerBound
-        while parameters < metric.upperBound, bytes[parameters] != 59 { parameters += 1 }
-        var nameEnd = parameters
-        while nameEnd > metric.lowerBound, bytes[nameEnd - 1] == 32 || bytes[nameEnd - 1] == 9 { nameEnd -= 1 }
-        guard matches(bytes, metric.lowerBound..<nameEnd, computeMetric) else { return nil }
-        var start = parameters + 1
-        while start < metric.upperBound {
-            var end = start
-            while end < metric.upperBound, bytes[end] != 59 { end += 1 }
-            var low = start
-            while low < end, bytes[low] == 32 || bytes[low] == 9 { low += 1 }
-            if end - low > durationParameter.count, matches(bytes, low..<(low + durationParameter.count), durationParameter) {
-                var high = end
-                while high > low, bytes[high - 1] == 32 || bytes[high - 1] == 9 { high -= 1 }
-                guard let value = milliseconds(bytes, (low + durationParameter.count)..<high), value <= maxMilliseconds else { return nil }
-                return Int((value * 1000).rounded())
+        // The metric's name, then its parameters.
+        var isName = true
+        var isCompute = false
+        var duration: Range<Int>?
+        forEachToken(bytes, metric, separator: 59) { token in
+            if isName {
+                isName = false
+                isCompute = matches(bytes, token, computeMetric)
+            } else if isCompute, duration == nil, token.count > durationParameter.count,
+                matches(bytes, token.lowerBound..<(token.lowerBound + durationParameter.count), durationParameter)
+            {
+                duration = (token.lowerBound + durationParameter.count)..<token.upperBound
             }
-            start = end + 1
         }
-        return nil
+        guard let duration, let value = milliseconds(bytes, duration), value <= maxMilliseconds else { return nil }
+        return Int((value * 1000).rounded())
     }
 
     /// Longer than any request is timed (a day): past it the value is refused, not converted.
