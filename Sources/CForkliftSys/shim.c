@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -137,4 +138,8 @@ int fl_thread_count(void) {
     }
     closedir(dir);
     return count;
+}
+
+int fl_memfd_create(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
 }

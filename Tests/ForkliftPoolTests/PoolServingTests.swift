@@ -58,6 +58,28 @@ import Testing
         }
     }
 
+    /// Requests of 64 KB or more reach the worker through its shared region, which grows for a
+    /// batch that does not fit; the answers are the in-process engine's, bit for bit.
+    @Test func largeInputsTravelThroughTheSharedRegion() async throws {
+        let entry = try Support.entry(Support.wideMLP)
+        let session = Session(model: try Model(contentsOf: entry.path))
+        let pool = WorkerPool(models: [entry], configuration: try Support.configuration(workers: 1), logger: Support.logger)
+        try await pool.start()
+        let worker = try #require(pool.workerPIDs.first)
+        var regionSizes: [Int] = []
+        // 1 sample is 3 KB (inline); 24 are 73 KB (the 4 MiB region); 1,400 are 4.2 MiB (a new
+        // 8 MiB region); then 24 again, in the larger region.
+        for (seed, samples) in [1, 24, 1400, 24].enumerated() {
+            let values = (0..<(samples * 784)).map { Float(($0 &* 31 &+ seed * 7) % 97) / 97 }
+            let result = try await pool.infer(InferenceRequest(model: entry.name, inputs: [Support.wire(values, shape: [samples, 784])]))
+            let expected = try Support.reference(session, values, shape: [samples, 784])
+            #expect(Support.floats(result.outputs[0]) == expected[0].floatArray(), "\(samples) samples")
+            regionSizes.append(Support.sharedRegionBytes(worker))
+        }
+        #expect(regionSizes == [0, 4 << 20, 8 << 20, 8 << 20], "the worker maps one region, replaced when too small")
+        await pool.shutdown(grace: .seconds(10))
+    }
+
     @Test func concurrentRequestsAreBatchedAndEachGetsItsOwnAnswer() async throws {
         let entry = try Support.entry(Support.digits)
         let session = Session(model: try Model(contentsOf: entry.path))

@@ -115,6 +115,15 @@ enum PoolTestSupport {
 
     /// `Rss:`, `Pss:` and shared pages (`Shared_Clean:` + `Shared_Dirty:`) of
     /// /proc/PID/smaps_rollup, in kB.
+    /// Bytes of the process's mappings of shared batch regions (`memfd:forklift-batch`).
+    static func sharedRegionBytes(_ pid: Int32) -> Int {
+        guard let maps = try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) else { return -1 }
+        return maps.split(separator: "\n").filter { $0.contains("memfd:forklift-batch") }.reduce(0) { total, line in
+            let bounds = line.prefix { $0 != " " }.split(separator: "-").compactMap { Int($0, radix: 16) }
+            return bounds.count == 2 ? total + bounds[1] - bounds[0] : total
+        }
+    }
+
     static func memory(_ pid: Int32) -> (rss: Int, pss: Int, shared: Int)? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return nil }
         func field(_ name: String) -> Int? {

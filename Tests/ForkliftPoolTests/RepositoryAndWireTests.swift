@@ -188,4 +188,85 @@ import Testing
         #expect(throws: FrameError.self) { try parse(bigDim) }
         #expect(throws: FrameError.self) { try parse(Array(good.dropLast())) }
     }
+
+    private func largeItemFrame() -> (Frame, Data) {
+        var frame = Frame(kind: .batch, batchID: 6, model: 0, requests: 2)
+        let large = Data((0..<(Frame.directItemBytes + 5)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        frame.items = [
+            WireTensor(dtype: .uint8, shape: [1, 3], data: Data([1, 2, 3])),
+            WireTensor(dtype: .uint8, shape: [1, large.count], data: large),
+            WireTensor(dtype: .uint8, shape: [1, large.count], data: Data(large.reversed())),
+        ]
+        return (frame, large)
+    }
+
+    private func joined(_ segments: [Frame.Segment]) -> [UInt8] {
+        segments.reduce(into: []) { out, segment in
+            switch segment {
+            case .bytes(let bytes): out += bytes
+            case .data(let data): out += Array(data)
+            }
+        }
+    }
+
+    private func parse(_ bytes: [UInt8], region: UnsafeRawBufferPointer?) throws -> Frame {
+        let header = try bytes.prefix(Frame.headerSize).withUnsafeBytes { try Frame.Header(parsing: $0) }
+        return try bytes.dropFirst(Frame.headerSize).withUnsafeBytes { try Frame(header: header, payload: $0, region: region) }
+    }
+
+    @Test func largeItemsTravelInTheSharedRegion() throws {
+        let (frame, large) = largeItemFrame()
+        let (region, fd) = try SharedRegion.create(size: 1 << 20)
+        SocketIO.close(fd)
+        let segments = frame.segments(placingIn: RegionWriter(region: region))
+        #expect(segments.allSatisfy { if case .bytes = $0 { true } else { false } }, "no item is written through the socket")
+        let bytes = joined(segments)
+        #expect(bytes.count < 2 * large.count, "the frame carries offsets, not the large items")
+        let parsed = try parse(bytes, region: region.bytes)
+        #expect(parsed == frame)
+        #expect(parsed.items[1].data.withUnsafeBytes { $0.baseAddress } == UnsafeRawPointer(region.base), "read in place")
+        #expect(throws: FrameError.self, "an item in a region, with none sent") { try parse(bytes, region: nil) }
+        let short = UnsafeRawBufferPointer(rebasing: region.bytes[0..<(large.count + 100)])
+        #expect(throws: FrameError.self, "the second item lies past a shorter region") { try parse(bytes, region: short) }
+    }
+
+    @Test func itemsThatDoNotFitTheRegionGoThroughTheSocket() throws {
+        let (frame, large) = largeItemFrame()
+        let (region, fd) = try SharedRegion.create(size: large.count + 10)
+        SocketIO.close(fd)
+        #expect(RegionWriter.bytesNeeded(for: frame.items) > region.size)
+        let segments = frame.segments(placingIn: RegionWriter(region: region))
+        let direct = segments.compactMap { if case .data(let data) = $0 { data } else { nil } }
+        #expect(direct == [Data(large.reversed())], "the first large item fits, the second does not")
+        #expect(try parse(joined(segments), region: region.bytes) == frame)
+    }
+
+    @Test func aRegionAndItsFDTravelOverTheSocket() throws {
+        let (writer, reader) = try SocketIO.socketPair()
+        defer {
+            SocketIO.close(writer)
+            SocketIO.close(reader)
+        }
+        let size = 1 << 20
+        let (region, fd) = try SharedRegion.create(size: size)
+        defer { SocketIO.close(fd) }
+        let pattern = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        (region.base + 1000).copyMemory(from: pattern, byteCount: pattern.count)
+        var announcement = Frame(kind: .region, batchID: 0, model: 0, requests: 0)
+        announcement.regionSize = size
+        announcement.attachedFD = fd
+        try FrameIO.write(announcement, to: writer)
+        let received = try FrameIO.read(from: reader, receivingFDs: true)
+        #expect(received.kind == .region && received.regionSize == size)
+        let attached = try #require(received.attachedFD)
+        #expect(attached != fd)
+        let mapped = try SharedRegion.attach(attached, size: size)
+        #expect(Array(mapped.bytes[1000..<(1000 + pattern.count)]) == pattern, "the worker sees what the server wrote")
+        #expect(fcntl(attached, F_GETFD) == -1, "attach closes the fd it was given")
+
+        // A size larger than the memory behind the fd would fault on access: refused.
+        try FrameIO.write(announcement, to: writer)
+        let again = try #require(try FrameIO.read(from: reader, receivingFDs: true).attachedFD)
+        #expect(throws: SocketError.self) { try SharedRegion.attach(again, size: 2 * size) }
+    }
 }

@@ -48,3 +48,7 @@ int fl_spawn(const char *path, char *const argv[], char *const envp[], int contr
 
 /// Number of entries in /proc/self/task (threads of this process), or -1 when unreadable.
 int fl_thread_count(void);
+
+/// memfd_create(name, MFD_CLOEXEC): anonymous memory with an fd, to map in another process.
+/// Returns the fd or -1 with errno set.
+int fl_memfd_create(const char *name);

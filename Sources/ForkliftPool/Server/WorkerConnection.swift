@@ -21,6 +21,7 @@ struct WorkerConnection: Sendable {
     private func run() {
         var reason: PoolMetrics.RestartReason?
         var removed = false
+        var state = RegionState()
         loop: while true {
             switch scheduler.nextBatch(for: slot) {
             case .stop:
@@ -31,7 +32,7 @@ struct WorkerConnection: Sendable {
                 removed = true
                 break loop
             case .run(let batch):
-                switch exchange(batch) {
+                switch exchange(batch, state: &state) {
                 case .answered:
                     continue
                 case .timedOut:
@@ -59,13 +60,27 @@ struct WorkerConnection: Sendable {
         case crashed(alive: Bool)
     }
 
+    /// The connection thread's shared region, kept from one batch to the next.
+    struct RegionState {
+        /// The worker's shared region, made for the first batch with a large item.
+        var region: SharedRegion?
+        /// Set when a region cannot be made here: large items then go through the socket.
+        var regionUnavailable = false
+    }
+
+    /// Regions grow to the largest batch's large items, in powers of two from the minimum; a
+    /// batch past the maximum sends them through the socket.
+    static let minimumRegionBytes = 4 << 20
+    static let maximumRegionBytes = 256 << 20
+
     /// Sends one batch and waits for its reply.
-    private func exchange(_ batch: Batch) -> Outcome {
+    private func exchange(_ batch: Batch, state: inout RegionState) -> Outcome {
         var frame = Frame(kind: .batch, batchID: batch.id, model: UInt32(batch.model), requests: UInt32(batch.requests.count))
         frame.items = batch.requests.flatMap(\.inputs)
         let reply: Frame
         do throws(SocketError) {
-            try FrameIO.write(frame, to: slot.fd, deadline: batch.deadline)
+            let region = try regionWriter(for: frame.items, state: &state, deadline: batch.deadline)
+            try FrameIO.write(frame, to: slot.fd, deadline: batch.deadline, placingIn: region)
             reply = try FrameIO.read(from: slot.fd, deadline: batch.deadline)
         } catch .timedOut {
             logger.error(
@@ -97,5 +112,33 @@ struct WorkerConnection: Sendable {
         }
         scheduler.finish(slot, batch: batch, reply: reply, outputsPerRequest: outputs)
         return .answered
+    }
+
+    /// A writer into the worker's region when the items include large ones and a region holds
+    /// them. A bigger region is made and sent to the worker first when needed.
+    private func regionWriter(for items: [WireTensor], state: inout RegionState, deadline: UInt64) throws(SocketError)
+        -> RegionWriter?
+    {
+        let needed = RegionWriter.bytesNeeded(for: items)
+        guard needed > 0, !state.regionUnavailable, needed <= Self.maximumRegionBytes else { return nil }
+        if let region = state.region, region.size >= needed { return RegionWriter(region: region) }
+        let size = max(Self.minimumRegionBytes, 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount))
+        let made: (SharedRegion, Int32)
+        do {
+            made = try SharedRegion.create(size: size)
+        } catch {
+            logger.warning(
+                "cannot make a shared region for the worker; large tensors go through its socket",
+                metadata: ["pid": "\(slot.pid)", "bytes": "\(size)", "error": "\(error)"])
+            state.regionUnavailable = true
+            return nil
+        }
+        defer { SocketIO.close(made.1) }
+        var announcement = Frame(kind: .region, batchID: 0, model: 0, requests: 0)
+        announcement.regionSize = size
+        announcement.attachedFD = made.1
+        try FrameIO.write(announcement, to: slot.fd, deadline: deadline)
+        state.region = made.0
+        return RegionWriter(region: made.0)
     }
 }

@@ -96,33 +96,14 @@ enum ControlIO {
         var bytes: [UInt8] = []
         bytes.appendLE(UInt32(body.count))
         bytes.append(contentsOf: body)
-        try bytes.withBytes { (raw) throws(SocketError) in
-            var offset = 0
-            if let attached, let base = raw.baseAddress {
-                // The fd travels with the first byte sent; the rest is plain data.
-                while true {
-                    let sent = fl_send_with_fd(fd, base, raw.count, attached)
-                    if sent > 0 {
-                        offset = sent
-                        break
-                    }
-                    if sent < 0 && (errno == EPIPE || errno == ECONNRESET) { throw .closed }
-                    if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                        try SocketIO.wait(fd, events: Int16(POLLOUT), deadline: nil)
-                        continue
-                    }
-                    throw .failed("sendmsg", sent < 0 ? errno : EIO)
-                }
-            }
-            try SocketIO.writeAll(fd, UnsafeRawBufferPointer(rebasing: raw[offset...]))
-        }
+        try bytes.withBytes { (raw) throws(SocketError) in try SocketIO.writeAll(fd, raw, attaching: attached) }
     }
 
     /// Reads one message and the fd that came with it, if any (close-on-exec, owned by the caller).
     static func receive(on fd: Int32) throws(SocketError) -> (ControlMessage, Int32?) {
         var received: Int32 = -1
         var prefix = [UInt8](repeating: 0, count: 4)
-        try prefix.withMutableBytes { (raw) throws(SocketError) in try readWithFD(fd, raw, &received) }
+        try prefix.withMutableBytes { (raw) throws(SocketError) in try SocketIO.readExactly(fd, raw, receivedFD: &received) }
         let length = Int(prefix.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) })
         guard length <= maxMessage else {
             SocketIO.close(received)
@@ -130,7 +111,7 @@ enum ControlIO {
         }
         var body = [UInt8](repeating: 0, count: length)
         do throws(SocketError) {
-            try body.withMutableBytes { (raw) throws(SocketError) in try readWithFD(fd, raw, &received) }
+            try body.withMutableBytes { (raw) throws(SocketError) in try SocketIO.readExactly(fd, raw, receivedFD: &received) }
         } catch {
             SocketIO.close(received)
             throw error
@@ -141,25 +122,6 @@ enum ControlIO {
         } catch {
             SocketIO.close(received)
             throw .badFrame(FrameError("control message: \(error)"))
-        }
-    }
-
-    private static func readWithFD(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, _ received: inout Int32) throws(SocketError) {
-        var offset = 0
-        while offset < buffer.count {
-            guard let base = buffer.baseAddress else { return }
-            let got = fl_recv_with_fd(fd, base + offset, buffer.count - offset, &received)
-            if got > 0 {
-                offset += got
-                continue
-            }
-            if got == 0 { throw .closed }
-            if errno == ECONNRESET { throw .closed }
-            if errno == EAGAIN || errno == EWOULDBLOCK {
-                try SocketIO.wait(fd, events: Int16(POLLIN), deadline: nil)
-                continue
-            }
-            throw .failed("recvmsg", errno)
         }
     }
 }

@@ -12,11 +12,18 @@ import Foundation
 /// failures (request index u32, message length u32, UTF-8 message), for requests whose own input
 /// was bad (an image that does not decode) while the rest of the batch ran; an error frame carries
 /// a UTF-8 message as its payload and no items.
+///
+/// A tensor item is dtype u32, rank u32, the dimensions (u64 each), its byte length u64, then its
+/// bytes. When the rank's top bit is set, the bytes are in the worker's shared region instead, and
+/// a u64 offset into it follows the length. A region frame, sent with the region's memfd attached
+/// to its first byte, carries the region's size (u64) as its payload; the worker maps it and
+/// reads later batches' flagged items from it.
 struct Frame: Sendable, Equatable {
     enum Kind: UInt8, Sendable {
         case batch = 1
         case result = 2
         case error = 3
+        case region = 4
     }
 
     /// Why an error frame was sent: the server maps these to `PoolError`s.
@@ -31,6 +38,8 @@ struct Frame: Sendable, Equatable {
     static let maxPayload = 1 << 30
     static let maxRank = 16
     static let maxItems = 1 << 20
+    /// Set in an item's rank field when its bytes are in the shared region.
+    static let inRegionFlag: UInt32 = 1 << 31
 
     var kind: Kind
     var code: UInt8 = 0
@@ -42,6 +51,10 @@ struct Frame: Sendable, Equatable {
     /// Result frames: requests of the batch that failed alone, by index, with the reason.
     var failures: [RequestFailure] = []
     var message: String = ""
+    /// Region frames: the size of the region whose fd travels with the frame.
+    var regionSize = 0
+    /// An fd sent with the frame's first byte (SCM_RIGHTS), or received with it.
+    var attachedFD: Int32?
 }
 
 /// One request of a batch that could not run, while the others did.
@@ -95,6 +108,9 @@ extension Frame {
             guard failureCount <= requests, failureCount == 0 || kind == .result else {
                 throw FrameError("\(failureCount) failures in a \(kind) frame of \(requests) requests")
             }
+            guard kind != .region || (length == 8 && itemCount == 0) else {
+                throw FrameError("region frame with \(length) payload bytes and \(itemCount) items")
+            }
             payloadLength = Int(length)
         }
     }
@@ -123,13 +139,22 @@ extension Frame {
     }
 
     /// The frame's bytes in order, with each item of `directItemBytes` or more as a segment of
-    /// its own.
-    func segments(directItemBytes: Int = Frame.directItemBytes) -> [Segment] {
+    /// its own, or copied into the shared region when `region` is given and has room.
+    func segments(directItemBytes: Int = Frame.directItemBytes, placingIn region: RegionWriter? = nil) -> [Segment] {
+        let placed: [UInt64?] = items.map { item in
+            guard let region, item.data.count >= directItemBytes else { return nil }
+            return region.place(item.data)
+        }
         var payloadLength = 0
-        if kind == .error {
+        switch kind {
+        case .error:
             payloadLength = message.utf8.count
-        } else {
-            for item in items { payloadLength += 8 + 8 * item.shape.count + 8 + item.data.count }
+        case .region:
+            payloadLength = 8
+        case .batch, .result:
+            for (item, offset) in zip(items, placed) {
+                payloadLength += 8 + 8 * item.shape.count + 8 + (offset == nil ? item.data.count : 8)
+            }
             for failure in failures { payloadLength += 8 + failure.message.utf8.count }
         }
         var segments: [Segment] = []
@@ -142,20 +167,29 @@ extension Frame {
         out.appendLE(batchID)
         out.appendLE(model)
         out.appendLE(requests)
-        out.appendLE(UInt32(kind == .error ? 0 : items.count))
-        out.appendLE(UInt32(kind == .error ? 0 : failures.count))
+        let hasItems = kind == .batch || kind == .result
+        out.appendLE(UInt32(hasItems ? items.count : 0))
+        out.appendLE(UInt32(hasItems ? failures.count : 0))
         out.appendLE(computeNanoseconds)
         out.appendLE(UInt64(payloadLength))
-        if kind == .error {
+        switch kind {
+        case .error:
             out.append(contentsOf: message.utf8)
             return [.bytes(out)]
+        case .region:
+            out.appendLE(UInt64(regionSize))
+            return [.bytes(out)]
+        case .batch, .result:
+            break
         }
-        for item in items {
+        for (item, offset) in zip(items, placed) {
             out.appendLE(UInt32(bitPattern: item.dtype.rawValue))
-            out.appendLE(UInt32(item.shape.count))
+            out.appendLE(UInt32(item.shape.count) | (offset == nil ? 0 : Frame.inRegionFlag))
             for dim in item.shape { out.appendLE(UInt64(max(dim, 0))) }
             out.appendLE(UInt64(item.data.count))
-            if item.data.count >= directItemBytes {
+            if let offset {
+                out.appendLE(offset)
+            } else if item.data.count >= directItemBytes {
                 segments.append(.bytes(out))
                 segments.append(.data(item.data))
                 out = []
@@ -176,7 +210,10 @@ extension Frame {
     /// Parses a payload that `header` announced. Every length is checked against what is left.
     /// Items copy their bytes out of `payload`, unless `storage` (the `Data` that `payload` points
     /// into) is given: then they are slices of it, which may be unaligned for their element type.
-    init(header: Header, payload: UnsafeRawBufferPointer, storage: Data? = nil) throws(FrameError) {
+    /// Items flagged as in the shared region point into `region`, which must outlive them.
+    init(header: Header, payload: UnsafeRawBufferPointer, storage: Data? = nil, region: UnsafeRawBufferPointer? = nil)
+        throws(FrameError)
+    {
         kind = header.kind
         code = header.code
         batchID = header.batchID
@@ -189,6 +226,10 @@ extension Frame {
             message = String(decoding: payload, as: UTF8.self)
             return
         }
+        if kind == .region {
+            regionSize = Int(clamping: payload.loadUnaligned(as: UInt64.self).littleEndian)
+            return
+        }
         var reader = ByteReader(payload)
         var parsed: [WireTensor] = []
         parsed.reserveCapacity(Int(header.itemCount))
@@ -196,7 +237,9 @@ extension Frame {
             guard reader.remaining >= 8 else { throw FrameError("item \(index): truncated header") }
             let rawType = Int32(bitPattern: reader.u32())
             guard let dtype = DType(rawValue: rawType) else { throw FrameError("item \(index): unknown dtype \(rawType)") }
-            let rank = Int(reader.u32())
+            let rankField = reader.u32()
+            let inRegion = rankField & Frame.inRegionFlag != 0
+            let rank = Int(rankField & ~Frame.inRegionFlag)
             guard rank <= Frame.maxRank else { throw FrameError("item \(index): rank \(rank) exceeds \(Frame.maxRank)") }
             guard reader.remaining >= 8 * rank + 8 else { throw FrameError("item \(index): truncated shape") }
             var shape: [Int] = []
@@ -210,11 +253,18 @@ extension Frame {
             guard let expected, !expected.overflow, UInt64(expected.partialValue) == byteLength else {
                 throw FrameError("item \(index): \(byteLength) bytes do not match shape \(Shape.describe(shape)) of \(dtype)")
             }
-            guard byteLength <= UInt64(reader.remaining) else {
-                throw FrameError("item \(index): \(byteLength) bytes announced, \(reader.remaining) left")
-            }
             let bytes: Data
-            if let storage {
+            if inRegion {
+                guard reader.remaining >= 8 else { throw FrameError("item \(index): truncated region offset") }
+                let offset = reader.u64()
+                guard let region else { throw FrameError("item \(index): in a shared region, but none was sent") }
+                guard offset <= UInt64(region.count), byteLength <= UInt64(region.count) - offset else {
+                    throw FrameError("item \(index): \(byteLength) bytes at offset \(offset) pass the \(region.count)-byte region")
+                }
+                bytes = Self.view(of: region, from: Int(offset), count: Int(byteLength))
+            } else if byteLength > UInt64(reader.remaining) {
+                throw FrameError("item \(index): \(byteLength) bytes announced, \(reader.remaining) left")
+            } else if let storage {
                 let range = reader.skip(Int(byteLength))
                 bytes = storage[(storage.startIndex + range.lowerBound)..<(storage.startIndex + range.upperBound)]
             } else {
@@ -237,6 +287,12 @@ extension Frame {
         }
         guard reader.remaining == 0 else { throw FrameError("\(reader.remaining) trailing bytes after the items") }
         items = parsed
+    }
+
+    /// Bytes of the region as `Data` that neither copies nor frees them.
+    private static func view(of region: UnsafeRawBufferPointer, from offset: Int, count: Int) -> Data {
+        guard count > 0, let base = region.baseAddress else { return Data() }
+        return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base + offset), count: count, deallocator: .none)
     }
 }
 

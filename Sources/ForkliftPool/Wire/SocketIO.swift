@@ -29,13 +29,24 @@ func monotonicNanoseconds() -> UInt64 {
 /// Blocking-style reads and writes over a socket fd that loop over partial transfers and EINTR.
 /// With a deadline, the fd should be non-blocking: the wait happens in poll() so it can end.
 enum SocketIO {
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, deadline: UInt64? = nil) throws(SocketError) {
+    /// Sends every byte. `attached`, if given, travels with the first byte as SCM_RIGHTS; the
+    /// receiver must read that byte with `receivedFD`.
+    static func writeAll(
+        _ fd: Int32, _ bytes: UnsafeRawBufferPointer, deadline: UInt64? = nil, attaching attached: Int32? = nil
+    ) throws(SocketError) {
         var offset = 0
+        var attached = attached
         while offset < bytes.count {
             guard let base = bytes.baseAddress else { return }
-            let sent = send(fd, base + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            let sent =
+                if let descriptor = attached {
+                    fl_send_with_fd(fd, base + offset, bytes.count - offset, descriptor)
+                } else {
+                    send(fd, base + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                }
             if sent > 0 {
                 offset += sent
+                attached = nil
                 continue
             }
             let code = errno
@@ -45,15 +56,25 @@ enum SocketIO {
                 continue
             }
             if sent < 0 && (code == EPIPE || code == ECONNRESET) { throw .closed }
-            throw .failed("send", sent < 0 ? code : EIO)
+            throw .failed(attached == nil ? "send" : "sendmsg", sent < 0 ? code : EIO)
         }
     }
 
-    static func readExactly(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, deadline: UInt64? = nil) throws(SocketError) {
+    /// Fills `buffer`. With `receivedFD`, an fd that arrives with the bytes is stored there
+    /// (close-on-exec, owned by the caller; a later one replaces it, so one message carries one).
+    static func readExactly(
+        _ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, deadline: UInt64? = nil,
+        receivedFD: UnsafeMutablePointer<Int32>? = nil
+    ) throws(SocketError) {
         var offset = 0
         while offset < buffer.count {
             guard let base = buffer.baseAddress else { return }
-            let got = recv(fd, base + offset, buffer.count - offset, 0)
+            let got =
+                if let receivedFD {
+                    fl_recv_with_fd(fd, base + offset, buffer.count - offset, receivedFD)
+                } else {
+                    recv(fd, base + offset, buffer.count - offset, 0)
+                }
             if got > 0 {
                 offset += got
                 continue
@@ -66,7 +87,7 @@ enum SocketIO {
                 continue
             }
             if code == ECONNRESET { throw .closed }
-            throw .failed("recv", code)
+            throw .failed(receivedFD == nil ? "recv" : "recvmsg", code)
         }
     }
 
@@ -134,37 +155,66 @@ enum SocketIO {
 
 /// Frames over a socket.
 enum FrameIO {
-    static func write(_ frame: Frame, to fd: Int32, deadline: UInt64? = nil) throws(SocketError) {
-        for segment in frame.segments() {
+    /// Writes the frame, with its `attachedFD` on the first byte and, given `region`, its large
+    /// items copied there instead of sent.
+    static func write(_ frame: Frame, to fd: Int32, deadline: UInt64? = nil, placingIn region: RegionWriter? = nil)
+        throws(SocketError)
+    {
+        var attached = frame.attachedFD
+        for segment in frame.segments(placingIn: region) {
             switch segment {
             case .bytes(let bytes):
-                try bytes.withBytes { (raw) throws(SocketError) in try SocketIO.writeAll(fd, raw, deadline: deadline) }
+                try bytes.withBytes { (raw) throws(SocketError) in
+                    try SocketIO.writeAll(fd, raw, deadline: deadline, attaching: attached)
+                }
             case .data(let data):
-                try data.withBytes { (raw) throws(SocketError) in try SocketIO.writeAll(fd, raw, deadline: deadline) }
+                try data.withBytes { (raw) throws(SocketError) in
+                    try SocketIO.writeAll(fd, raw, deadline: deadline, attaching: attached)
+                }
             }
+            attached = nil
         }
     }
 
     /// Reads one frame; the header is checked before the payload is allocated. With
     /// `sharingPayload`, items are slices of the payload rather than copies: for a reader that
     /// copies them on with raw byte moves (a worker stacking its batch), not one that binds their
-    /// memory to an element type.
-    static func read(from fd: Int32, deadline: UInt64? = nil, sharingPayload: Bool = false) throws(SocketError) -> Frame {
+    /// memory to an element type. Items in the shared region point into `region`. With
+    /// `receivingFDs`, an fd sent with the frame becomes its `attachedFD` (owned by the caller).
+    static func read(
+        from fd: Int32, deadline: UInt64? = nil, sharingPayload: Bool = false, region: SharedRegion? = nil,
+        receivingFDs: Bool = false
+    ) throws(SocketError) -> Frame {
         var headerBytes = [UInt8](repeating: 0, count: Frame.headerSize)
-        try headerBytes.withMutableBytes { (raw) throws(SocketError) in try SocketIO.readExactly(fd, raw, deadline: deadline) }
-        let header: Frame.Header
-        do throws(FrameError) {
-            header = try headerBytes.withBytes { (raw) throws(FrameError) in try Frame.Header(parsing: raw) }
-        } catch {
-            throw .badFrame(error)
-        }
-        let payload = try readPayload(header.payloadLength, from: fd, deadline: deadline)
-        do throws(FrameError) {
-            return try payload.withBytes { (raw) throws(FrameError) in
-                try Frame(header: header, payload: raw, storage: sharingPayload ? payload : nil)
+        var received: Int32 = -1
+        try headerBytes.withMutableBytes { (raw) throws(SocketError) in
+            if receivingFDs {
+                try SocketIO.readExactly(fd, raw, deadline: deadline, receivedFD: &received)
+            } else {
+                try SocketIO.readExactly(fd, raw, deadline: deadline)
             }
+        }
+        do throws(SocketError) {
+            let header: Frame.Header
+            do throws(FrameError) {
+                header = try headerBytes.withBytes { (raw) throws(FrameError) in try Frame.Header(parsing: raw) }
+            } catch {
+                throw .badFrame(error)
+            }
+            let payload = try readPayload(header.payloadLength, from: fd, deadline: deadline)
+            var frame: Frame
+            do throws(FrameError) {
+                frame = try payload.withBytes { (raw) throws(FrameError) in
+                    try Frame(header: header, payload: raw, storage: sharingPayload ? payload : nil, region: region?.bytes)
+                }
+            } catch {
+                throw .badFrame(error)
+            }
+            if received >= 0 { frame.attachedFD = received }
+            return frame
         } catch {
-            throw .badFrame(error)
+            SocketIO.close(received)
+            throw error
         }
     }
 

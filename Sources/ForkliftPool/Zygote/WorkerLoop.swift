@@ -11,11 +11,20 @@ struct WorkerLoop {
 
     func run() -> Never {
         var runners: [Int: BatchRunner] = [:]
+        // Where the server puts large tensors; replaced when it sends a bigger one. Batch items
+        // point into it only until the batch is answered, before the next frame is read.
+        var region: SharedRegion?
         while true {
             let frame: Frame
             do throws(SocketError) {
                 // Items are stacked into the batch with raw copies, so they can share the payload.
-                frame = try FrameIO.read(from: fd, sharingPayload: true)
+                frame = try FrameIO.read(from: fd, sharingPayload: true, region: region, receivingFDs: true)
+                if frame.kind == .region {
+                    guard let attached = frame.attachedFD else { throw .badFrame(FrameError("region frame without its fd")) }
+                    region = nil
+                    region = try SharedRegion.attach(attached, size: frame.regionSize)
+                    continue
+                }
             } catch .closed {
                 ZygoteLog.exit(0)
             } catch {
@@ -23,7 +32,7 @@ struct WorkerLoop {
                 ZygoteLog.exit(2)
             }
             let index = Int(frame.model)
-            guard frame.kind == .batch, index < models.count else {
+            guard frame.kind == .batch, index < models.count, frame.attachedFD == nil else {
                 ZygoteLog.write("worker: unexpected frame (kind \(frame.kind), model \(frame.model)); exiting")
                 ZygoteLog.exit(2)
             }
