@@ -289,8 +289,7 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .failure(let error):
             status = error.status
             outcome = error.outcome
-            fields[.contentType] = "application/json"
-            if let seconds = error.retryAfter { fields[.retryAfter] = String(seconds) }
+            fields = error.headerFields
             body = error.jsonBody
             if error.status.code >= 500 {
                 endpoint.logger.warning(

@@ -68,9 +68,7 @@ struct Routes: Sendable {
     }
 
     static func error(_ error: ServerError) -> Response {
-        var response = json(error.status, error.jsonBody)
-        if let seconds = error.retryAfter { response.headers[.retryAfter] = String(seconds) }
-        return response
+        Response(status: error.status, headers: error.headerFields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: error.jsonBody)))
     }
 }
 

@@ -40,6 +40,13 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         return writer.bytes
     }
 
+    /// The headers of the error's answer: its JSON content type, and Retry-After when set.
+    public var headerFields: HTTPFields {
+        var fields: HTTPFields = [.contentType: "application/json"]
+        if let retryAfter { fields[.retryAfter] = String(retryAfter) }
+        return fields
+    }
+
     /// The `outcome` label of `forklift_requests_total`.
     public var outcome: String { Self.outcome(status: status.code, retryAfter: retryAfter) }
 

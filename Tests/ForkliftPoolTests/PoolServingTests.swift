@@ -30,6 +30,11 @@ import Testing
         #expect(workers.count == 2)
         for pid in workers { #expect(Support.status(pid)?.parent == zygote, "workers are forked by the zygote") }
         #expect(Support.status(zygote)?.parent == getpid())
+        // Each connection's thread names itself as it starts, which may be just after start() returns.
+        let named = await Support.eventually(.seconds(10)) {
+            Support.threadNames().isSuperset(of: ["pool-worker-1", "pool-worker-2", "pool-zygote-1"])
+        }
+        #expect(named, "\(Support.threadNames().sorted())")
         await pool.shutdown(grace: .seconds(10))
         #expect(!pool.isReady)
     }

@@ -115,6 +115,13 @@ enum PoolTestSupport {
 
     /// `Rss:`, `Pss:` and shared pages (`Shared_Clean:` + `Shared_Dirty:`) of
     /// /proc/PID/smaps_rollup, in kB.
+    /// Names of this process's threads, as `top -H` and perf show them.
+    static func threadNames() -> Set<String> {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        let names = tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+        return Set(names.map { $0.trimmingCharacters(in: .newlines) })
+    }
+
     /// Bytes of the process's mappings of shared batch regions (`memfd:forklift-batch`).
     static func sharedRegionBytes(_ pid: Int32) -> Int {
         guard let maps = try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) else { return -1 }

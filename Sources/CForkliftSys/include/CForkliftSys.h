@@ -52,3 +52,8 @@ int fl_thread_count(void);
 /// memfd_create(name, MFD_CLOEXEC): anonymous memory with an fd, to map in another process.
 /// Returns the fd or -1 with errno set.
 int fl_memfd_create(const char *name);
+
+/// Names the calling thread for `top -H`, perf and /proc (its first 15 bytes: Linux's limit).
+/// Foundation's `Thread.name` does not reach Linux's thread name, so pool threads showed the
+/// name of the thread that started them.
+void fl_name_current_thread(const char *name);

@@ -1,3 +1,4 @@
+import CForkliftSys
 import Foundation
 import Glibc
 import Logging
@@ -13,8 +14,11 @@ struct WorkerConnection: Sendable {
     let onExit: @Sendable (WorkerSlot, PoolMetrics.RestartReason?) -> Void
 
     func start() {
-        let thread = Thread { run() }
-        thread.name = "forklift-worker-\(slot.id)"
+        let name = "pool-worker-\(slot.id)"
+        let thread = Thread {
+            fl_name_current_thread(name)
+            run()
+        }
         thread.start()
     }
 

@@ -33,6 +33,7 @@ final class ZygoteLink: @unchecked Sendable {
     /// Starts a thread that spawns `executable zygote` and serves its control socket.
     static func launch(executable: String, generation: Int, setup: ZygoteSetup, delegate: any ZygoteDelegate) {
         let thread = Thread {
+            fl_name_current_thread("pool-zygote-\(generation)")
             let link: ZygoteLink
             do {
                 link = try spawn(executable: executable, generation: generation)
@@ -43,7 +44,6 @@ final class ZygoteLink: @unchecked Sendable {
             delegate.zygoteSpawned(link)
             link.serve(setup: setup, delegate: delegate)
         }
-        thread.name = "forklift-zygote-\(generation)"
         thread.start()
     }
 
