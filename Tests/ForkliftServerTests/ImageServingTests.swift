@@ -72,6 +72,29 @@ import Testing
         #expect(badK.status == 400 && badK.text.contains("k='zero'"), "\(badK.text)")
     }
 
+    /// The photo with a comment segment of `bytes` after its start-of-image marker: the same
+    /// pixels in a larger file.
+    static func padded(_ jpeg: [UInt8], by bytes: Int) -> [UInt8] {
+        let length = bytes + 2
+        let comment: [UInt8] = [0xFF, 0xFE, UInt8(length >> 8), UInt8(length & 0xFF)] + [UInt8](repeating: 0x20, count: bytes)
+        return Array(jpeg.prefix(2)) + comment + jpeg.dropFirst(2)
+    }
+
+    /// A JPEG of 64 KB or more reaches the worker through its shared region, a smaller one
+    /// through its socket; the same pixels give the same answer either way.
+    @Test func largeJPEGsTravelThroughTheSharedRegion() throws {
+        try Self.requireModel(Self.colors, madeBy: "scripts/make-models")
+        let server = try ServerProcess(model: Self.colors, workers: 1)
+        defer { server.stop() }
+        let photo = try Self.photo("orange.jpg")
+        let large = Self.padded(photo, by: 30_000)
+        #expect(photo.count < 64 << 10 && large.count >= 64 << 10)
+        let small = try Self.postJPEG(port: server.port, model: "colors", photo)
+        let throughRegion = try Self.postJPEG(port: server.port, model: "colors", large)
+        #expect(small.status == 200 && throughRegion.status == 200, "\(throughRegion.text.prefix(300))")
+        #expect(throughRegion.text == small.text)
+    }
+
     @Test func multipartUploadsAreClassified() throws {
         try Self.requireModel(Self.colors, madeBy: "scripts/make-models")
         let server = try ServerProcess(model: Self.colors, workers: 1)
