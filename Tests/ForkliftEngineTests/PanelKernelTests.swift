@@ -4,8 +4,8 @@ import Testing
 @testable import ForkliftEngine
 
 /// The packed-weight product (`PackedWeights` over `PanelKernel`) against a plain loop in double
-/// precision, at row counts that take every microkernel (eight-row AVX-512, four-row, one-row)
-/// and their remainders, column counts around the 16-wide panel, and panel splits across threads.
+/// precision, at row counts that take every microkernel (eight-row and 2–11-row AVX-512, four-row
+/// and one-row) and their remainders, column counts around the 16-wide panel, and panel splits across threads.
 @Suite struct PanelKernelTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var m: Int
@@ -18,6 +18,10 @@ import Testing
         Case(m: 1, n: 1, k: 1), Case(m: 1, n: 17, k: 300), Case(m: 3, n: 16, k: 7), Case(m: 4, n: 15, k: 64),
         Case(m: 5, n: 33, k: 130), Case(m: 8, n: 16, k: 1), Case(m: 8, n: 40, k: 257), Case(m: 9, n: 31, k: 65),
         Case(m: 13, n: 64, k: 33), Case(m: 17, n: 200, k: 160), Case(m: 70, n: 48, k: 20), Case(m: 33, n: 200, k: 300),
+        // Every count of rows left after the eight-row passes, from 2 to 11, in one pass.
+        Case(m: 2, n: 20, k: 9), Case(m: 6, n: 16, k: 70), Case(m: 7, n: 33, k: 5), Case(m: 10, n: 17, k: 64),
+        Case(m: 11, n: 48, k: 100), Case(m: 12, n: 31, k: 3), Case(m: 15, n: 16, k: 129), Case(m: 19, n: 50, k: 40),
+        Case(m: 27, n: 16, k: 16),
     ]
 
     static func values(_ count: Int, using generator: inout SeededGenerator) -> [Float] {

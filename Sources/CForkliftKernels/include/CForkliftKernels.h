@@ -14,6 +14,13 @@ void forklift_panel_rows8_avx512(
     const float *x, ptrdiff_t ldx, const float *panel, ptrdiff_t k, float *y, ptrdiff_t ldy, int cols,
     int accumulate);
 
+/// `rows` rows of the same (1 ≤ rows ≤ 11) in one pass over the panel: a row count that is not a
+/// multiple of eight ends with one such pass (8 + 9 rows for 17, 8 + 4 for 12) instead of one per
+/// leftover row.
+void forklift_panel_rows_avx512(
+    const float *x, ptrdiff_t ldx, const float *panel, ptrdiff_t k, float *y, ptrdiff_t ldy, int cols, int accumulate,
+    int rows);
+
 /// One row of the same: y[0..<cols] (+)= x·panel. Memory-bound (each panel row is used once),
 /// so it keeps four products in flight and prefetches ahead.
 void forklift_panel_row1_avx512(const float *x, const float *panel, ptrdiff_t k, float *y, int cols, int accumulate);

@@ -72,10 +72,22 @@ enum PanelKernel {
                 let cols = min(width, n - p * width)
                 var row = m0
                 if wide {
-                    while row + 8 <= m1 {
+                    // Eight rows at a time; what is left, 2 to 11 rows, in one pass. More rows
+                    // than 11 in one pass run slower than 8 and the rest.
+                    while m1 - row >= 12 {
                         forklift_panel_rows8_avx512(
                             x + row * ldx, ldx, panel, k, y + row * n + p * width, n, Int32(cols), accumulate ? 1 : 0)
                         row += 8
+                    }
+                    let left = m1 - row
+                    if left == 8 {
+                        forklift_panel_rows8_avx512(
+                            x + row * ldx, ldx, panel, k, y + row * n + p * width, n, Int32(cols), accumulate ? 1 : 0)
+                        row = m1
+                    } else if left > 1 {
+                        forklift_panel_rows_avx512(
+                            x + row * ldx, ldx, panel, k, y + row * n + p * width, n, Int32(cols), accumulate ? 1 : 0, Int32(left))
+                        row = m1
                     }
                 }
                 while row + 4 <= m1 {
