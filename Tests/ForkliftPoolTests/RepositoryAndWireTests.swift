@@ -120,14 +120,7 @@ import Testing
         let segments = frame.segments()
         let direct = segments.compactMap { if case .data(let data) = $0 { data } else { nil } }
         #expect(direct == [large], "only the large item is a segment of its own")
-        var joined: [UInt8] = []
-        for segment in segments {
-            switch segment {
-            case .bytes(let bytes): joined += bytes
-            case .data(let data): joined += Array(data)
-            }
-        }
-        #expect(joined == frame.encoded())
+        #expect(joined(segments) == frame.encoded())
         #expect(try roundTrip(frame) == frame)
     }
 
@@ -201,12 +194,7 @@ import Testing
     }
 
     private func joined(_ segments: [Frame.Segment]) -> [UInt8] {
-        segments.reduce(into: []) { out, segment in
-            switch segment {
-            case .bytes(let bytes): out += bytes
-            case .data(let data): out += Array(data)
-            }
-        }
+        segments.reduce(into: []) { out, segment in segment.withBytes { out.append(contentsOf: $0) } }
     }
 
     private func parse(_ bytes: [UInt8], region: UnsafeRawBufferPointer?) throws -> Frame {

@@ -120,6 +120,14 @@ extension Frame {
     enum Segment {
         case bytes([UInt8])
         case data(Data)
+
+        /// The segment's bytes, whichever storage holds them.
+        func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+            switch self {
+            case .bytes(let bytes): try bytes.withBytes(body)
+            case .data(let data): try data.withBytes(body)
+            }
+        }
     }
 
     /// Items at least this large are written from their own storage rather than copied into the
@@ -129,12 +137,7 @@ extension Frame {
     /// The whole frame as bytes.
     func encoded() -> [UInt8] {
         var out: [UInt8] = []
-        for segment in segments(directItemBytes: .max) {
-            switch segment {
-            case .bytes(let bytes): out.append(contentsOf: bytes)
-            case .data(let data): data.withUnsafeBytes { out.append(contentsOf: $0) }
-            }
-        }
+        for segment in segments(directItemBytes: .max) { segment.withBytes { out.append(contentsOf: $0) } }
         return out
     }
 

@@ -69,7 +69,7 @@ final class RegionWriter {
 
     /// Copies `data` into the region; nil when it does not fit (the item then goes inline).
     func place(_ data: Data) -> UInt64? {
-        let offset = (used + Self.alignment - 1) / Self.alignment * Self.alignment
+        let offset = Self.aligned(used)
         guard data.count <= region.size - min(offset, region.size) else { return nil }
         data.withUnsafeBytes { raw in
             guard let source = raw.baseAddress else { return }
@@ -81,8 +81,11 @@ final class RegionWriter {
 
     /// Bytes a frame's items need in a region, with alignment: what `place` would use for them.
     static func bytesNeeded(for items: [WireTensor], directItemBytes: Int = Frame.directItemBytes) -> Int {
-        items.reduce(0) { total, item in
-            item.data.count >= directItemBytes ? (total + alignment - 1) / alignment * alignment + item.data.count : total
-        }
+        items.reduce(0) { total, item in item.data.count >= directItemBytes ? aligned(total) + item.data.count : total }
+    }
+
+    /// The first aligned offset at or after `offset`.
+    private static func aligned(_ offset: Int) -> Int {
+        (offset + alignment - 1) / alignment * alignment
     }
 }

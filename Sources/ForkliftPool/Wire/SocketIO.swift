@@ -162,16 +162,7 @@ enum FrameIO {
     {
         var attached = frame.attachedFD
         for segment in frame.segments(placingIn: region) {
-            switch segment {
-            case .bytes(let bytes):
-                try bytes.withBytes { (raw) throws(SocketError) in
-                    try SocketIO.writeAll(fd, raw, deadline: deadline, attaching: attached)
-                }
-            case .data(let data):
-                try data.withBytes { (raw) throws(SocketError) in
-                    try SocketIO.writeAll(fd, raw, deadline: deadline, attaching: attached)
-                }
-            }
+            try segment.withBytes { (raw) throws(SocketError) in try SocketIO.writeAll(fd, raw, deadline: deadline, attaching: attached) }
             attached = nil
         }
     }

@@ -117,7 +117,8 @@ final class Forker {
             return try refuse("the zygote has \(threadCount) threads (/proc/self/task); forking now could deadlock the worker")
         }
         let (mine, theirs) = try SocketIO.socketPair()
-        // A ResNet-18 request is 600 KB; a batch of them is several megabytes.
+        // Large inputs travel in the worker's shared region, but large outputs, and inputs past the
+        // region's limit, still cross the socket in one write rather than in 208 KB turns.
         SocketIO.enlargeSendBuffers(mine, theirs, bytes: 4 << 20)
         fflush(nil)
         let pid = fl_fork()
