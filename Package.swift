@@ -94,14 +94,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Helpers that several test targets share; only tests depend on it.
+        .target(name: "ForkliftTestSupport", path: "Tests/ForkliftTestSupport"),
         .testTarget(
             name: "ForkliftEngineTests",
             dependencies: [
-                "ForkliftEngine",
+                "ForkliftEngine", "ForkliftTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "ForkliftImageTests", dependencies: ["ForkliftImage", "CJPEG", "ForkliftEngine", "forklift"]),
+        .testTarget(
+            name: "ForkliftImageTests", dependencies: ["ForkliftImage", "CJPEG", "ForkliftEngine", "forklift", "ForkliftTestSupport"]),
         .testTarget(
             name: "ForkliftBenchTests",
             dependencies: [

@@ -1,3 +1,4 @@
+import ForkliftTestSupport
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import ForkliftTestSupport
 import Foundation
 import Testing
 
@@ -137,20 +138,5 @@ import Testing
             }
         }
         #expect(worst <= 1e-4, "\(c.testDescription), \(threads) thread(s), wide \(wide): max error \(worst)")
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so a failing case reproduces.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,3 +1,4 @@
+import ForkliftTestSupport
 import Testing
 
 @testable import ForkliftEngine

@@ -1,4 +1,5 @@
 import ForkliftImage
+import ForkliftTestSupport
 import Foundation
 import Testing
 
@@ -127,24 +128,11 @@ import Testing
 
 /// Damaged variants of a real photo: each decodes or fails with an ImageError, and never crashes.
 @Suite struct DamagedJPEGTests {
-    /// A small deterministic generator (SplitMix64), so a failure can be replayed.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-    }
-
     @Test func mutatedBytesNeverCrashThePipeline() throws {
         let good = try ImageFixtures.bytes("photo_orange.jpg")
         let pipeline = try ImagePipeline(
             preprocessing: ImagePreprocessing(resizeShortSide: 64, crop: [56, 56]), limits: ImageLimits(maxPixels: 4_000_000))
-        var random = Random(state: 42)
+        var random = SeededGenerator(seed: 42)
         var failures = 0
         for trial in 0..<300 {
             var bytes = good
