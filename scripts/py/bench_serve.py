@@ -9,7 +9,10 @@ the table shows both so that the comparison is fair. First, `forklift bench` its
 compared with wrk on GET /v2/health/live (same connections, alternating rounds).
 
   bench_serve.py --forklift BIN [--duration S] [--models digits,wide_mlp,resnet18]
-                 [--concurrency 1,16,64] [--rounds 5] [--plot-dir DIR] [--skip-check]
+                 [--concurrency 1,16,64] [--rounds 5] [--ratio-rounds 3] [--plot-dir DIR] [--skip-check]
+
+After each model's sweeps, the seed stack and Forklift alternate at the top concurrency
+(--ratio-rounds), so that each ratio compares two runs a few seconds apart.
 """
 
 import argparse
@@ -198,7 +201,30 @@ def model_rows(name, args):
                                          (bodies / "v2.bin", "application/octet-stream", header_length))
     finally:
         stop(server)
+    if args.ratio_rounds > 0:
+        result["alternating"] = alternating_rounds(args, name, model, bodies, top)
     return result
+
+
+def alternating_rounds(args, name, model, bodies, top):
+    """The seed stack and Forklift (binary tensors) at the top concurrency, one after the other, `ratio_rounds`
+    times, with both servers up throughout. The sweeps above measure the two minutes apart, and the machine's
+    load drifts by more than that between them; a ratio of neighbouring rounds does not. Returns
+    [(seed req/s, Forklift req/s)] per round."""
+    seed, seed_port = start_seed(model)
+    server, port = start_forklift(args, model)
+    rounds = []
+    try:
+        for index in range(args.ratio_rounds):
+            theirs = forklift_bench(args, f"http://127.0.0.1:{seed_port}", ["--endpoint", "/predict", "--body", str(bodies / "seed.json")],
+                                    WORK / f"{name}-seed-round{index}.json", concurrency=top)
+            ours = forklift_bench(args, f"http://127.0.0.1:{port}", ["--model", model.parent.name],
+                                  WORK / f"{name}-forklift-round{index}.json", concurrency=top)
+            rounds.append((theirs["steps"][0]["requests_per_second"], ours["steps"][0]["requests_per_second"]))
+    finally:
+        stop(server)
+        stop(seed)
+    return rounds
 
 
 def health_check(args, connections=64):
@@ -283,6 +309,18 @@ def summary_row(name, result, top):
           f"{batch} × {instances} | {c1:.2f} | {compute_cells} |", flush=True)
 
 
+def print_alternating(results, top):
+    print()
+    print(f"Alternating rounds at c={top}, binary tensors, both servers up: seed req/s, Forklift req/s and their ratio per round")
+    print("| model | seed req/s | Forklift req/s | Forklift / seed per round | median ratio |")
+    print("|---|---|---|---|---:|")
+    for name, result in results.items():
+        rounds = result["alternating"]
+        ratios = [ours / max(theirs, 1e-9) for theirs, ours in rounds]
+        print(f"| {name} | {', '.join(f'{t:,.0f}' for t, _ in rounds)} | {', '.join(f'{o:,.0f}' for _, o in rounds)} | "
+              f"{', '.join(f'{r:.1f}×' for r in ratios)} | **{median(ratios):.1f}×** |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--forklift", required=True)
@@ -290,6 +328,8 @@ def main():
     parser.add_argument("--models", default="digits,wide_mlp,resnet18")
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of the generator check")
+    parser.add_argument("--ratio-rounds", type=int, default=3,
+                        help="alternating rounds of the seed stack and Forklift at the top concurrency (0: none)")
     parser.add_argument("--skip-check", action="store_true", help="skip the generator-against-wrk check")
     parser.add_argument("--check-only", action="store_true", help="run only the generator-against-wrk check")
     parser.add_argument("--plot-dir", default=None, help="write bench-<model>.svg here (Forklift and seed on one picture)")
@@ -320,6 +360,8 @@ def main():
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, result in results.items():
         summary_row(name, result, top)
+    if args.ratio_rounds > 0:
+        print_alternating(results, top)
     print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
