@@ -40,7 +40,9 @@ public struct HTTPServer: Sendable {
             router: router,
             server: .http1(
                 configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()]),
-                infer: InferEndpoint(backend: backend, catalog: catalog, configuration: configuration, metrics: metrics, logger: logger)),
+                infer: InferEndpoint(
+                    backend: backend, catalog: catalog, configuration: configuration, metrics: metrics, logger: logger,
+                    failureLog: RepeatedFailureLog(interval: configuration.failureLogInterval))),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: MetadataDocuments.serverName),
             onServerRunning: { channel in

@@ -12,6 +12,7 @@ struct InferEndpoint: Sendable {
     let configuration: ServerConfiguration
     let metrics: ServerMetrics
     let logger: Logger
+    let failureLog: RepeatedFailureLog
 }
 
 /// Serves `POST …/infer` inside the connection's channel pipeline, on its event loop, and passes
@@ -291,9 +292,10 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             outcome = error.outcome
             fields = error.headerFields
             body = error.jsonBody
-            if error.status.code >= 500 {
-                endpoint.logger.warning(
-                    "infer failed", metadata: ["model": "\(model)", "status": "\(error.status.code)", "error": "\(error.message)"])
+            if error.status.code >= 500, let unlogged = endpoint.failureLog.admit(.init(model: model, status: error.status.code)) {
+                var metadata: Logger.Metadata = ["model": "\(model)", "status": "\(error.status.code)", "error": "\(error.message)"]
+                if unlogged > 0 { metadata["unlogged_since_last"] = "\(unlogged)" }
+                endpoint.logger.warning("infer failed", metadata: metadata)
             }
         }
         let seconds = Elapsed.seconds(since: started)

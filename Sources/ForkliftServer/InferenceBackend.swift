@@ -22,6 +22,9 @@ public struct ServerConfiguration: Sendable {
     public var maxImagePixels: Int = ImageLimits.defaultMaxPixels
     /// How long in-flight requests may take to finish after SIGTERM or SIGINT.
     public var gracefulTimeout: Duration = .seconds(30)
+    /// A failed request (5xx) of the same model and status as one logged less than this long ago
+    /// is counted, not logged; zero logs each.
+    public var failureLogInterval: Duration = .seconds(1)
     public var settings = ServingSettings(workers: 1, maxQueueDelayMicroseconds: 0)
 
     public init() {}
