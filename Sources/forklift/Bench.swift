@@ -36,8 +36,13 @@ struct Bench: ParsableCommand {
     @Option(help: "Name of this run in the plot's legend.") var label: String?
 
     func validate() throws {
-        guard duration > 0, timeout > 0, warmup >= 0 else {
-            throw ValidationError("--duration and --timeout must be positive, --warmup not negative")
+        try OptionChecks.time(duration, "--duration")
+        try OptionChecks.time(timeout, "--timeout")
+        try OptionChecks.time(warmup, "--warmup", zeroAllowed: true)
+        do {
+            if let rate { _ = try Self.requestRates(rate) } else { _ = try Self.clientCounts(concurrency) }
+        } catch {
+            throw ValidationError(error.description)
         }
         if let requests, requests < 1 { throw ValidationError("--requests must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
@@ -57,11 +62,26 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// Positive numbers from a comma-separated list.
-    static func numbers(_ text: String, flag: String) throws(BenchError) -> [Double] {
+    /// Most clients of one closed-loop step: each is a connection, and so a file descriptor.
+    static let mostClients = 100_000
+    /// Request rates, per second, of the open loop: the mean gap between arrivals becomes
+    /// integer nanoseconds.
+    static let rates = 0.01...10_000_000.0
+
+    /// Client counts from a comma-separated list.
+    static func clientCounts(_ text: String) throws(BenchError) -> [Int] {
+        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ (1...mostClients).contains($0 ?? 0) }) else {
+            throw BenchError(.badInput, "--concurrency takes whole numbers from 1 to \(mostClients) separated by commas, got '\(text)'")
+        }
+        return values.compactMap { $0 }
+    }
+
+    /// Request rates from a comma-separated list.
+    static func requestRates(_ text: String) throws(BenchError) -> [Double] {
         let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw BenchError(.badInput, "\(flag) takes positive numbers separated by commas, got '\(text)'")
+        guard !values.isEmpty, values.allSatisfy({ rates.contains($0 ?? 0) }) else {
+            throw BenchError(.badInput, "--rate takes requests per second from 0.01 to 10,000,000 separated by commas, got '\(text)'")
         }
         return values.compactMap { $0 }
     }

@@ -15,9 +15,9 @@ struct BenchPlan {
         self.options = options
         target = try BenchTarget(parsing: options.url)
         if let rate = options.rate {
-            steps = try Bench.numbers(rate, flag: "--rate").map { LoadMode.rate($0) }
+            steps = try Bench.requestRates(rate).map { LoadMode.rate($0) }
         } else {
-            steps = try Bench.numbers(options.concurrency, flag: "--concurrency").map { LoadMode.concurrency(max(Int($0), 1)) }
+            steps = try Bench.clientCounts(options.concurrency).map { LoadMode.concurrency($0) }
         }
         let largest = steps.map { if case .concurrency(let clients) = $0 { clients } else { 2 } }.max() ?? 1
         threads = options.threads ?? max(1, min(2, ProcessInfo.processInfo.activeProcessorCount, largest))

@@ -17,6 +17,7 @@ struct Profile: ParsableCommand {
         let batches = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !batches.isEmpty, batches.allSatisfy({ $0 > 0 }) else { throw CLIError("--batch takes positive integers, e.g. 1,8,32") }
         guard threads > 0 else { throw CLIError("--threads must be at least 1") }
+        try OptionChecks.time(minTime, "--min-time")
         let loaded = try loadModel(model)
         if !loaded.isBatchable && batches != [1] {
             throw CLIError("\(model) has no batch dimension; use --batch 1")

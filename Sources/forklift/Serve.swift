@@ -27,6 +27,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest image accepted, in pixels (width × height as its JPEG header declares).") var maxImagePixels = 40_000_000
     @Option(help: "Seconds to finish queued and in-flight requests after SIGTERM or SIGINT.") var gracefulTimeout = 30.0
     @Option(help: "Log level: trace, debug (access logs), info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Seconds between warnings about failed requests (5xx) of one model and status; the rest are counted (0: log each).")
+    var failureLogInterval = 1.0
 
     func validate() throws {
         guard port >= 0, port <= 65535 else { throw ValidationError("--port must be in 0...65535") }
@@ -36,11 +38,11 @@ struct Serve: ParsableCommand {
         guard maxBatchSize >= 1 else { throw ValidationError("--max-batch-size must be at least 1") }
         guard maxBody >= 1 else { throw ValidationError("--max-body must be at least 1") }
         guard maxImagePixels >= 1 else { throw ValidationError("--max-image-pixels must be at least 1") }
-        for (name, value) in [("--timeout", timeout), ("--load-timeout", loadTimeout), ("--graceful-timeout", gracefulTimeout)]
-        where !(value > 0) {
-            throw ValidationError("\(name) must be positive")
+        for (name, value) in [("--timeout", timeout), ("--load-timeout", loadTimeout), ("--graceful-timeout", gracefulTimeout)] {
+            try OptionChecks.time(value, name)
         }
-        guard maxQueueDelay >= 0 else { throw ValidationError("--max-queue-delay must not be negative") }
+        try OptionChecks.time(maxQueueDelay, "--max-queue-delay", in: .milliseconds, zeroAllowed: true)
+        try OptionChecks.time(failureLogInterval, "--failure-log-interval", zeroAllowed: true)
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
     }
 
@@ -87,6 +89,7 @@ struct ServeLaunch: Sendable {
         server.maxBodyBytes = options.maxBody
         server.maxImagePixels = options.maxImagePixels
         server.gracefulTimeout = .milliseconds(Int64(options.gracefulTimeout * 1000))
+        server.failureLogInterval = .milliseconds(Int64(options.failureLogInterval * 1000))
         server.settings = ServingSettings(workers: pool.workers, maxQueueDelayMicroseconds: Int(options.maxQueueDelay * 1000))
         self.server = server
         logLevel = Logger.Level(rawValue: options.logLevel) ?? .info

@@ -93,6 +93,22 @@ import Testing
         #expect(run.stderr.contains("cannot reach http://127.0.0.1:1") && run.stderr.contains("connection refused"), "\(run.stderr)")
     }
 
+    /// Numbers that would overflow the integers they become (or are not whole where they must
+    /// be) are usage errors that name the flag, not crashes.
+    @Test(arguments: [
+        (["--concurrency", "1e30"], "--concurrency takes whole numbers"),
+        (["--concurrency", "4,1.5"], "--concurrency takes whole numbers"),
+        (["--rate", "1e-300"], "--rate takes requests per second"),
+        (["--timeout", "1e30"], "--timeout must be positive and at most 1e9 seconds"),
+        (["--duration", "inf"], "--duration must be positive"),
+        (["--warmup", "nan"], "--warmup must be at least 0"),
+    ])
+    func outOfRangeNumbersAreUsageErrors(flags: [String], message: String) throws {
+        let run = try runBench(["http://127.0.0.1:1", "--model", "digits"] + flags)
+        #expect(run.status == 64, "\(run.stderr)")
+        #expect(run.stderr.contains(message), "\(run.stderr)")
+    }
+
     @Test func wrongURLsAreOneLineAndExitTwo() throws {
         let notURL = try runBench(["ftp://127.0.0.1:8080", "--model", "digits"])
         #expect(notURL.status == 2)

@@ -195,6 +195,22 @@ import Testing
         #expect(broken.output.contains("broken"), "\(broken.output)")
     }
 
+    /// Times past what integer nanoseconds hold, infinite or not numbers at all are usage errors
+    /// that name the flag, not crashes.
+    @Test func outOfRangeTimesAreUsageErrors() throws {
+        for (flag, value, message) in [
+            ("--timeout", "1e30", "--timeout must be positive and at most 1e9 seconds"),
+            ("--load-timeout", "inf", "--load-timeout must be positive"),
+            ("--graceful-timeout", "nan", "--graceful-timeout must be positive"),
+            ("--max-queue-delay", "1e300", "--max-queue-delay must be at least 0 and at most 1e12 milliseconds"),
+            ("--failure-log-interval", "inf", "--failure-log-interval must be at least 0"),
+        ] {
+            let run = try Self.runServe(["serve", TestPaths.digits.path, "--port", "0", "--workers", "1", flag, value])
+            #expect(run.status == 64, "\(flag) \(value): \(run.output)")
+            #expect(run.output.contains(message), "\(run.output)")
+        }
+    }
+
     /// Runs `forklift` to completion; returns its exit status and stdout + stderr.
     static func runServe(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
@@ -212,9 +228,12 @@ import Testing
 
 /// Overload and deadline answers: 503 with Retry-After for a full queue, 504 past --timeout.
 @Suite(.serialized) struct ServerOverloadTests {
-    @Test func fullQueueAnswers503WithRetryAfter() throws {
+    /// With a log interval of an hour, the rejections after the first are counted, not logged;
+    /// with zero, each is logged.
+    @Test(arguments: [3600, 0]) func fullQueueAnswers503WithRetryAfter(failureLogInterval: Int) throws {
         // One worker holding each batch back 500 ms, and room for 2 waiting requests.
-        let server = try ServerProcess(arguments: ["--max-queue", "2", "--max-queue-delay", "500"], workers: 1)
+        let server = try ServerProcess(
+            arguments: ["--max-queue", "2", "--max-queue-delay", "500", "--failure-log-interval", "\(failureLogInterval)"], workers: 1)
         defer { server.stop() }
         let row = try Digits.rows()[0]
         let replies = Mutex<[HTTPReply]>([])
@@ -235,6 +254,8 @@ import Testing
         }
         let metrics = try RawHTTP.get(port: port, "/metrics").text
         #expect(metricValue(metrics, #"forklift_requests_total{model="digits",outcome="queue_full"}"#) == Double(rejected.count))
+        let warnings = server.stderrText.split(separator: "\n").filter { $0.contains("infer failed") && $0.contains("status=503") }
+        #expect(warnings.count == (failureLogInterval == 0 ? rejected.count : 1), "\(warnings)")
     }
 
     @Test func batchPastTheDeadlineAnswers504() throws {
