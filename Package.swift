@@ -121,7 +121,8 @@ let package = Package(
         .testTarget(
             name: "ForkliftServerTests",
             dependencies: [
-                "ForkliftServer", "ForkliftPool", "ForkliftEngine", "forklift", .product(name: "NIOCore", package: "swift-nio"),
+                "ForkliftServer", "ForkliftPool", "ForkliftEngine", "forklift", "ForkliftTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ]

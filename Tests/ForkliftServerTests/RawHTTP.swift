@@ -162,6 +162,28 @@ enum RawHTTP {
         return fd
     }
 
+    /// Sends `bytes` as they are (head and body, however malformed), shuts the sending side and
+    /// reads until the server closes; returns the first response. A server that stops reading
+    /// early (a bad head, a body past the limit) may refuse the rest of the bytes: its answer
+    /// still counts.
+    static func exchange(port: Int, _ bytes: [UInt8]) throws -> HTTPReply {
+        let fd = try connection(port: port)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        try? sendAll(fd, bytes)
+        shutdown(fd, Int32(SHUT_WR))
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            received += chunk[0..<count]
+        }
+        return try parse(received)
+    }
+
     /// Sends every request on one connection in a single write, before reading anything, and
     /// returns the responses in the order they came (each must carry a Content-Length). With
     /// `halfClose`, the client shuts its sending side after the requests, as some HTTP/1.0-era
