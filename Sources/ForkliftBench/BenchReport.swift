@@ -13,6 +13,8 @@ public struct BenchReport: Sendable {
     public var interrupted: Bool
     /// The run's name in plots (`--label`).
     public var label: String?
+    /// Each closed-loop client's pause between a response and its next request, in seconds.
+    public var thinkTime: Double = 0
 
     public init(
         target: BenchTarget, model: ModelDescription?, endpoint: String, batch: Int, binary: Bool, threads: Int, steps: [StepResult] = [],
@@ -99,6 +101,7 @@ public struct BenchReport: Sendable {
             "steps": steps.map { stepObject($0) },
         ]
         if let label { object["label"] = label }
+        if thinkTime > 0 { object["think_time_ms"] = thinkTime * 1000 }
         if let model {
             object["model"] = model.model
             object["server"] = ["name": model.serverName, "version": model.serverVersion]

@@ -21,6 +21,8 @@ final class LoadClient: @unchecked Sendable {
     var budget: Int?
     var isConnected: Bool { handler != nil }
     var isConnecting = false
+    /// Pausing between a response and the next request (the closed loop's think time).
+    var isThinking = false
 
     init(worker: LoopWorker, firstPayload: Int) {
         self.worker = worker

@@ -34,6 +34,9 @@ public struct RunSettings: Sendable {
     public var timeout: Double = 30
     /// Connections the open loop may open in all.
     public var maxConnections = 1024
+    /// Seconds each closed-loop client pauses between a response and its next request, as a
+    /// user does between clicks: the server sees idle gaps, and latency still counts from the send.
+    public var thinkTime: Double = 0
 
     public init(target: BenchTarget, payloads: [RequestPayload]) {
         self.target = target
@@ -70,7 +73,7 @@ public final class LoadRunner: Sendable {
         if case .concurrency(let clients) = mode { workerCount = min(loops.count, clients) } else { workerCount = loops.count }
         let load = LoadSettings(
             target: settings.target, payloads: settings.payloads, timeout: .nanoseconds(Int64(settings.timeout * 1e9)),
-            maxConnections: settings.maxConnections, address: address)
+            maxConnections: settings.maxConnections, address: address, thinkTime: .nanoseconds(Int64(settings.thinkTime * 1e9)))
         let counters = StepCounters(workers: workerCount)
         let workers = (0..<workerCount).map { LoopWorker(loop: loops[$0], settings: load, counters: counters, index: $0) }
         defer { _ = try? EventLoopFuture.andAllComplete(workers.map { w in w.loop.submit { w.closeAll() } }, on: loops[0]).wait() }

@@ -14,6 +14,8 @@ struct LoadSettings: Sendable {
     /// which a server that closes every connection (gunicorn's sync workers) would otherwise cost per
     /// request. Nil for host names, which each connect resolves.
     let address: SocketAddress?
+    /// The closed loop's pause between a response and the client's next request.
+    let thinkTime: TimeAmount
 
     var timeoutSeconds: String { LoadMode.number(Double(timeout.nanoseconds) / 1e9) }
 }
@@ -102,7 +104,9 @@ final class LoopWorker: @unchecked Sendable {
         while clients.count < count { clients.append(LoadClient(worker: self, firstPayload: clients.count % settings.payloads.count)) }
         for (index, client) in clients.enumerated() {
             client.budget = budgets?[index]
-            if client.isConnected {
+            if client.isThinking {
+                continue  // it goes on when its pause ends
+            } else if client.isConnected {
                 if shouldContinue(client) { client.send() }
             } else if !client.isConnecting {
                 client.connect()
@@ -168,12 +172,13 @@ final class LoopWorker: @unchecked Sendable {
         }
     }
 
-    func clientIdle(_ client: LoadClient) { clientReady(client) }
+    func clientIdle(_ client: LoadClient) { afterThinking(client) { [self] in clientReady(client) } }
 
     func clientLost(_ client: LoadClient) {
         switch phase {
         case .closed?:
-            if shouldContinue(client) { client.connect() } else { checkFinished() }
+            // A server that closes every connection (gunicorn's sync workers) ends each request here.
+            afterThinking(client) { [self] in if shouldContinue(client) { client.connect() } else { checkFinished() } }
         case .open?:
             clients.removeAll { $0 === client }
             open.idle.removeAll { $0 === client }
@@ -226,6 +231,16 @@ final class LoopWorker: @unchecked Sendable {
 
     // MARK: internals
 
+    /// Runs `next` at once, or, in the closed loop with a think time, after the client's pause.
+    private func afterThinking(_ client: LoadClient, _ next: @escaping () -> Void) {
+        guard case .closed? = phase, settings.thinkTime > .zero else { return next() }
+        client.isThinking = true
+        loop.scheduleTask(in: settings.thinkTime) {
+            client.isThinking = false
+            next()
+        }
+    }
+
     private func shouldContinue(_ client: LoadClient) -> Bool {
         guard case .closed(let deadline)? = phase, !counters.stop.load(ordering: .relaxed) else { return false }
         if let budget = client.budget { return budget > 0 }
@@ -234,7 +249,9 @@ final class LoopWorker: @unchecked Sendable {
 
     private func checkFinished() {
         guard let phase, let promise = finished else { return }
-        let busy = clients.contains { $0.inFlight || $0.isConnecting }
+        // A phase waits for its thinking clients too: one ending between phases would find no
+        // phase and close its connection.
+        let busy = clients.contains { $0.inFlight || $0.isConnecting || $0.isThinking }
         switch phase {
         case .closed: if busy { return }
         case .open: if busy || !open.arrivalsDone || !open.backlog.isEmpty { return }

@@ -20,6 +20,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Requests per step instead of a duration (closed loop).") var requests: Int?
     @Option(help: "Seconds of warm-up load before each step (not measured).") var warmup = 2.0
     @Option(help: "Seconds a request may take before it counts as a timeout.") var timeout = 30.0
+    @Option(help: "Milliseconds each client pauses between a response and its next request (closed loop).") var thinkTime = 0.0
     @Option(help: "Samples per request for random inputs (and JPEGs per request).") var batch = 1
     @Option(
         help: "Input data: a .npy or JSON file (NAME=FILE for one of several inputs; repeat), or a folder of JPEGs. Default: random data.")
@@ -39,6 +40,8 @@ struct Bench: ParsableCommand {
         try OptionChecks.time(duration, "--duration")
         try OptionChecks.time(timeout, "--timeout")
         try OptionChecks.time(warmup, "--warmup", zeroAllowed: true)
+        try OptionChecks.time(thinkTime, "--think-time", in: .milliseconds, zeroAllowed: true)
+        if rate != nil, thinkTime > 0 { throw ValidationError("--think-time applies to the closed loop; --rate sets arrivals itself") }
         do {
             if let rate { _ = try Self.requestRates(rate) } else { _ = try Self.clientCounts(concurrency) }
         } catch {

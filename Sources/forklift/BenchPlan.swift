@@ -69,6 +69,7 @@ struct BenchPlan {
         settings.warmup = options.warmup
         settings.timeout = options.timeout
         settings.maxConnections = options.maxConnections
+        settings.thinkTime = options.thinkTime / 1000
         let runner = LoadRunner(settings: settings, threads: threads, interruption: interruption)
         defer { runner.shutdown() }
         let metrics = metricsReader(runner)
@@ -76,6 +77,7 @@ struct BenchPlan {
             target: target, model: description, endpoint: options.endpoint, batch: payloads.first?.samples ?? options.batch,
             binary: options.binary, threads: threads)
         report.label = options.label
+        report.thinkTime = options.thinkTime / 1000
         let progress = ProgressLine()
 
         print(header())
@@ -134,6 +136,7 @@ struct BenchPlan {
         }
         let length = options.requests.map { "\($0) requests" } ?? "\(LoadModeText.seconds(options.duration)) s"
         parts.append("\(length) per step after \(LoadModeText.seconds(options.warmup)) s warm-up")
+        if options.thinkTime > 0 { parts.append("\(LoadModeText.seconds(options.thinkTime)) ms think time per client") }
         parts.append("\(threads) client thread(s)")
         return parts.joined(separator: ", ")
     }

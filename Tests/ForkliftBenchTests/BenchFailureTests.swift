@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// `forklift bench` against servers that fail, hang, are absent or are not V2.
+/// `forklift bench` against servers that fail, hang, are absent or are not V2, and against stubs
+/// that record when requests arrive.
 @Suite(.serialized) final class BenchFailureTests {
     let folder = BenchPaths.scratch()
 
@@ -9,11 +10,36 @@ import Testing
 
     /// Runs `forklift bench STUB_URL --endpoint /predict --body FILE ARGS` against a fresh stub server.
     func runStub(_ behavior: StubServer.Behavior, _ arguments: [String]) throws -> BenchRun {
+        try runStubRecording(behavior, arguments).run
+    }
+
+    /// `runStub`, and when each request reached the stub (monotonic nanoseconds).
+    func runStubRecording(_ behavior: StubServer.Behavior, _ arguments: [String]) throws -> (run: BenchRun, arrivals: [UInt64]) {
         let stub = try StubServer(behavior)
         defer { stub.stop() }
         let body = folder.appendingPathComponent("body.json")
         try Data("[1]".utf8).write(to: body)
-        return try runBench([stub.url, "--endpoint", "/predict", "--body", body.path] + arguments)
+        let run = try runBench([stub.url, "--endpoint", "/predict", "--body", body.path] + arguments)
+        return (run, stub.arrivals.all)
+    }
+
+    /// Each client pauses between a response and its next request, on a keep-alive connection
+    /// (the trickle stub) and on one the server closes after each answer. A pause can only come
+    /// out longer on a busy machine, never shorter, so the gaps are checked from below.
+    @Test(arguments: [StubServer.Behavior.trickle, .chunkedThenClose])
+    func thinkTimeSpacesEachClientsRequests(behavior: StubServer.Behavior) throws {
+        let json = folder.appendingPathComponent("think-\(behavior).json")
+        let (run, arrivals) = try runStubRecording(
+            behavior, ["--concurrency", "1", "--requests", "4", "--warmup", "0", "--think-time", "150", "--json", json.path])
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout.contains("150 ms think time per client"), "\(run.stdout)")
+        let object = try run.json(json)
+        #expect(object["think_time_ms"] as? Double == 150)
+        #expect((object["steps"] as? [[String: Any]])?.first?["succeeded"] as? Int == 4)
+        try #require(arrivals.count == 4, "\(arrivals)")
+        for (earlier, later) in zip(arrivals, arrivals.dropFirst()) {
+            #expect(later - earlier >= 150_000_000, "gap \(Double(later - earlier) / 1e6) ms")
+        }
     }
 
     @Test func serverErrorsAreCountedAndTheRunExitsNonZero() throws {
@@ -102,6 +128,7 @@ import Testing
         (["--timeout", "1e30"], "--timeout must be positive and at most 1e9 seconds"),
         (["--duration", "inf"], "--duration must be positive"),
         (["--warmup", "nan"], "--warmup must be at least 0"),
+        (["--rate", "5", "--think-time", "10"], "--think-time applies to the closed loop"),
     ])
     func outOfRangeNumbersAreUsageErrors(flags: [String], message: String) throws {
         let run = try runBench(["http://127.0.0.1:1", "--model", "digits"] + flags)

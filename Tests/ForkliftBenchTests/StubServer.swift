@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// A throwaway HTTP server for cases Forklift does not produce. GET answers 200 (or 404 for `/v2`, so
 /// it is no V2 server); POST answers 500 with a JSON error, never answers, or answers 200 with a
@@ -17,19 +18,28 @@ final class StubServer: @unchecked Sendable {
 
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let channel: any Channel
+    /// When each POST arrived (monotonic nanoseconds), in order.
+    let arrivals = Arrivals()
     var port: Int { channel.localAddress?.port ?? 0 }
     var url: String { "http://127.0.0.1:\(port)" }
 
+    final class Arrivals: Sendable {
+        private let times = Mutex<[UInt64]>([])
+        func record() { times.withLock { $0.append(NIODeadline.now().uptimeNanoseconds) } }
+        var all: [UInt64] { times.withLock { $0 } }
+    }
+
     init(_ behavior: Behavior) throws {
+        let arrivals = self.arrivals
         channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if behavior == .trickle {
-                        try channel.pipeline.syncOperations.addHandler(TrickleHandler())
+                        try channel.pipeline.syncOperations.addHandler(TrickleHandler(arrivals: arrivals))
                     } else {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(StubHandler(behavior: behavior))
+                        try channel.pipeline.syncOperations.addHandler(StubHandler(behavior: behavior, arrivals: arrivals))
                     }
                 }
             }
@@ -47,9 +57,13 @@ private final class StubHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let behavior: StubServer.Behavior
+    let arrivals: StubServer.Arrivals
     private var head: HTTPRequestHead?
 
-    init(behavior: StubServer.Behavior) { self.behavior = behavior }
+    init(behavior: StubServer.Behavior, arrivals: StubServer.Arrivals) {
+        self.behavior = behavior
+        self.arrivals = arrivals
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -57,6 +71,7 @@ private final class StubHandler: ChannelInboundHandler {
         case .body: break
         case .end:
             guard let head else { return }
+            if head.method != .GET { arrivals.record() }
             if head.method == .GET {
                 respond(context, status: head.uri == "/v2" ? .notFound : .ok, body: head.uri == "/v2" ? "no such route" : "ok")
             } else if behavior == .failing {
@@ -92,11 +107,15 @@ private final class TrickleHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     static let pieces = ["HTTP/1.1 200 OK\r\nContent-Le", "ngth: 12\r\nContent-Type: text/plain\r\n\r\n[[0.5", ", 0.5]]"]
+    let arrivals: StubServer.Arrivals
     private var received: [UInt8] = []
+
+    init(arrivals: StubServer.Arrivals) { self.arrivals = arrivals }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         received += unwrapInboundIn(data).readableBytesView
         while let length = Self.requestLength(received) {
+            if received.starts(with: "POST ".utf8) { arrivals.record() }
             received.removeFirst(length)
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             for (index, piece) in Self.pieces.enumerated() {
