@@ -1,18 +1,18 @@
-import HTTPTypes
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
 
 /// Answers `Expect: 100-continue` with an interim `100 Continue`, which Hummingbird does not do.
 /// Without it curl holds back every body over 1 MiB for a second before sending it anyway.
-/// Sits in the channel pipeline after HTTP decoding, before Hummingbird's request handling.
+/// Sits right after HTTP decoding, so that infer requests (which `InferChannelHandler` takes
+/// before Hummingbird's handlers see them) and routed requests both get it.
 final class ExpectContinueHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let head) = unwrapInboundIn(data), head.headerFields[.expect]?.lowercased() == "100-continue" {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+        if case .head(let head) = unwrapInboundIn(data), head.headers["expect"].first?.lowercased() == "100-continue" {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         context.fireChannelRead(data)
     }

@@ -39,7 +39,7 @@ public struct HTTPServer: Sendable {
         let app = Application(
             router: router,
             server: .http1(
-                configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()]),
+                configuration: .init(),
                 infer: InferEndpoint(
                     backend: backend, catalog: catalog, configuration: configuration, metrics: metrics, logger: logger,
                     failureLog: RepeatedFailureLog(interval: configuration.failureLogInterval))),

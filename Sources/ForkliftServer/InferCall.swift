@@ -2,6 +2,7 @@ import ForkliftImage
 import ForkliftPool
 import Foundation
 import HTTPTypes
+import NIOHTTP1
 
 /// The path of an infer request: `/v2/models/{model}[/versions/{version}]/infer[?query]`.
 struct InferTarget: Sendable, Equatable {
@@ -11,12 +12,15 @@ struct InferTarget: Sendable, Equatable {
     var version: String?
     var query: Substring
 
-    /// Nil when `path` is not an infer path; the request then goes to the other routes.
+    /// Nil when `path` is not an infer path; the request then goes to the other routes. An
+    /// absolute-form target (`http://host:port/v2/…`, as a client sends it through a proxy)
+    /// counts by its path.
     init?(path: String) {
         self.path = path
-        let question = path.utf8.firstIndex(of: UInt8(ascii: "?"))
-        let route = question.map { path[..<$0] } ?? path[...]
-        query = question.map { path[path.utf8.index(after: $0)...] } ?? ""
+        let origin = Self.originForm(path)
+        let question = origin.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let route = question.map { origin[..<$0] } ?? origin
+        query = question.map { origin[origin.utf8.index(after: $0)...] } ?? ""
         let parts = route.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 5 || parts.count == 7, parts[0].isEmpty, parts[1] == "v2", parts[2] == "models", parts.last == "infer",
             !parts[3].isEmpty
@@ -26,6 +30,13 @@ struct InferTarget: Sendable, Equatable {
             version = Self.decoded(parts[5], plusIsSpace: false)
         }
         model = Self.decoded(parts[3], plusIsSpace: false)
+    }
+
+    /// `target` without the scheme and authority of an absolute form.
+    private static func originForm(_ target: String) -> Substring {
+        guard !target.hasPrefix("/"), let scheme = target.range(of: "://") else { return target[...] }
+        let rest = target[scheme.upperBound...]
+        return rest.firstIndex(where: { $0 == "/" || $0 == "?" }).map { rest[$0...] } ?? "/"
     }
 
     /// The value of query parameter `name`, percent-decoded; nil when absent.
@@ -48,14 +59,6 @@ struct InferTarget: Sendable, Equatable {
     }
 }
 
-extension HTTPField.Name {
-    /// A field name written in the source: made once, since building one validates its characters.
-    static func constant(_ name: String) -> HTTPField.Name {
-        guard let field = HTTPField.Name(name) else { preconditionFailure("invalid header name '\(name)'") }
-        return field
-    }
-}
-
 /// The request headers an infer call reads, found in one pass over the fields: each lookup by
 /// name scans them all, and five of those were a tenth of the handler's time.
 struct InferHeaders: Sendable {
@@ -65,20 +68,27 @@ struct InferHeaders: Sendable {
     var inferenceHeaderLength: String?
     var connection: String?
 
-    init(_ fields: HTTPFields) {
-        for field in fields {
-            switch field.name {
-            case .contentType: Self.add(field.value, to: &contentType)
-            case .contentEncoding: Self.add(field.value, to: &contentEncoding)
-            case .contentLength: Self.add(field.value, to: &contentLength)
-            case InferCall.headerLengthField: Self.add(field.value, to: &inferenceHeaderLength)
-            case .connection: Self.add(field.value, to: &connection)
+    init(_ headers: HTTPHeaders) {
+        // The five names differ in length, so most fields are passed over on their length alone,
+        // and none is lowercased into a new string.
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 12 where Self.matches(name, "content-type"): Self.add(value, to: &contentType)
+            case 16 where Self.matches(name, "content-encoding"): Self.add(value, to: &contentEncoding)
+            case 14 where Self.matches(name, "content-length"): Self.add(value, to: &contentLength)
+            case 31 where Self.matches(name, "inference-header-content-length"): Self.add(value, to: &inferenceHeaderLength)
+            case 10 where Self.matches(name, "connection"): Self.add(value, to: &connection)
             default: continue
             }
         }
     }
 
-    /// Repeated fields combine as `HTTPFields` does: values joined with ", ".
+    /// `name` is `lowercase` in any ASCII case.
+    private static func matches(_ name: String, _ lowercase: String) -> Bool {
+        name.utf8.elementsEqual(lowercase.utf8) { byte, lower in byte == lower || (byte >= 65 && byte <= 90 && byte | 0x20 == lower) }
+    }
+
+    /// Repeated fields combine as HTTP combines them: values joined with ", ".
     private static func add(_ value: String, to slot: inout String?) {
         slot = slot.map { $0 + ", " + value } ?? value
     }
@@ -113,7 +123,8 @@ struct InferCall: Sendable {
         "multipart/form-data",
     ]
 
-    static let headerLengthField = HTTPField.Name.constant("Inference-Header-Content-Length")
+    /// Triton's binary extension: the length of the JSON header that starts the body.
+    static let headerLengthField = "Inference-Header-Content-Length"
 
     init(headers: InferHeaders, target: InferTarget, catalog: ModelCatalog, configuration: ServerConfiguration) throws(ServerError) {
         model = try catalog.lookup(target.model, version: target.version)

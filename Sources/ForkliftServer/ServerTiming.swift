@@ -1,5 +1,3 @@
-import HTTPTypes
-
 /// The worker's times for one infer request, sent back in the standard `Server-Timing` response
 /// header (durations in milliseconds): `queue;dur=0.041, compute;dur=35.120`. Browsers' developer
 /// tools show it, and `forklift bench` subtracts each request's own compute time from its latency,
@@ -8,7 +6,7 @@ struct ServerTiming: Sendable, Equatable {
     var queueSeconds: Double
     var computeSeconds: Double
 
-    static let field = HTTPField.Name.constant("Server-Timing")
+    static let field = "Server-Timing"
 
     var headerValue: String {
         "queue;dur=" + Self.milliseconds(queueSeconds) + ", compute;dur=" + Self.milliseconds(computeSeconds)

@@ -1,6 +1,7 @@
 import ForkliftPool
 import HTTPTypes
 import Logging
+import NIOHTTP1
 import Synchronization
 import Testing
 
@@ -50,6 +51,11 @@ import Testing
         #expect(InferTarget(path: "/v2/models/a+b/infer?x=a+b")?.model == "a+b", "a plus is a space only in the query")
         #expect(InferTarget(path: "/v2/models/a+b/infer?x=a+b")?.parameter("x") == "a b")
         #expect(InferTarget(path: "/v2/models/digits/infer?k=%33")?.parameter("k") == "3")
+        let absolute = try #require(InferTarget(path: "http://127.0.0.1:8080/v2/models/digits/infer?k=2"), "a proxy's absolute form")
+        #expect(
+            absolute.model == "digits" && absolute.parameter("k") == "2"
+                && absolute.path == "http://127.0.0.1:8080/v2/models/digits/infer?k=2")
+        #expect(InferTarget(path: "http://127.0.0.1:8080") == nil)
         for other in [
             "/v2/models/digits", "/v2/models//infer", "/v2/models/digits/ready", "/v2/models/digits/versions//infer",
             "/v2/models/digits/infer/", "/v1/models/digits/infer", "v2/models/digits/infer", "/v2/models/digits/version/1/infer",
@@ -63,15 +69,33 @@ import Testing
     @Test func parsedBytesCountJSONNotBinaryTensors() throws {
         let catalog = ModelCatalog([ModelMetadata(name: "m", version: "1", inputs: [], outputs: [], maxBatchSize: 8, labels: nil)])
         let target = try #require(InferTarget(path: "/v2/models/m/infer"))
-        func call(_ fields: HTTPFields) throws -> InferCall {
-            try InferCall(headers: InferHeaders(fields), target: target, catalog: catalog, configuration: ServerConfiguration())
+        func call(_ fields: [(String, String)]) throws -> InferCall {
+            try InferCall(
+                headers: InferHeaders(HTTPHeaders(fields)), target: target, catalog: catalog, configuration: ServerConfiguration())
         }
-        #expect(try call([:]).parsedBytes(bodyCount: 1000) == 1000)
-        #expect(try call([.contentType: "application/json"]).parsedBytes(bodyCount: 1000) == 1000)
-        #expect(try call([InferCall.headerLengthField: "120"]).parsedBytes(bodyCount: 1000) == 120)
-        #expect(try call([InferCall.headerLengthField: "120", .contentEncoding: "gzip"]).parsedBytes(bodyCount: 1000) == 1000)
-        #expect(try call([InferCall.headerLengthField: "5000"]).parsedBytes(bodyCount: 1000) == 1000)
-        #expect(try call([.contentType: "image/jpeg"]).parsedBytes(bodyCount: 1000) == 0)
+        #expect(try call([]).parsedBytes(bodyCount: 1000) == 1000)
+        #expect(try call([("Content-Type", "application/json")]).parsedBytes(bodyCount: 1000) == 1000)
+        #expect(try call([("Inference-Header-Content-Length", "120")]).parsedBytes(bodyCount: 1000) == 120)
+        #expect(
+            try call([("Inference-Header-Content-Length", "120"), ("Content-Encoding", "gzip")]).parsedBytes(bodyCount: 1000) == 1000)
+        #expect(try call([("Inference-Header-Content-Length", "5000")]).parsedBytes(bodyCount: 1000) == 1000)
+        #expect(try call([("Content-Type", "image/jpeg")]).parsedBytes(bodyCount: 1000) == 0)
+    }
+
+    /// The fields an infer call reads, found by name in any case; a repeated field's values are
+    /// joined as HTTP joins them.
+    @Test func inferHeadersMatchNamesInAnyCaseAndJoinRepeats() {
+        let headers = InferHeaders(
+            HTTPHeaders([
+                ("content-TYPE", "application/json"), ("Inference-Header-Content-Length", "12"), ("Connection", "keep-alive"),
+                ("CONNECTION", "Close"), ("X-Other", "1"),
+            ]))
+        #expect(headers.contentType == "application/json")
+        #expect(headers.inferenceHeaderLength == "12")
+        #expect(headers.connection == "keep-alive, Close")
+        #expect(!headers.keepAlive)
+        #expect(headers.contentEncoding == nil && headers.contentLength == nil)
+        #expect(InferHeaders(HTTPHeaders([("Connection", "keep-alive")])).keepAlive)
     }
 
     @Test func dateHeaderIsAnIMFFixdate() {
