@@ -166,7 +166,10 @@ enum RawHTTP {
     /// reads until the server closes; returns the first response. A server that stops reading
     /// early (a bad head, a body past the limit) may refuse the rest of the bytes: its answer
     /// still counts.
-    static func exchange(port: Int, _ bytes: [UInt8]) throws -> HTTPReply {
+    static func exchange(port: Int, _ bytes: [UInt8]) throws -> HTTPReply { try parse(exchangeRaw(port: port, bytes)) }
+
+    /// `exchange`'s bytes as they came, interim responses included.
+    static func exchangeRaw(port: Int, _ bytes: [UInt8]) throws -> [UInt8] {
         let fd = try connection(port: port)
         defer { close(fd) }
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
@@ -181,7 +184,7 @@ enum RawHTTP {
             if count <= 0 { break }
             received += chunk[0..<count]
         }
-        return try parse(received)
+        return received
     }
 
     /// Sends every request on one connection in a single write, before reading anything, and

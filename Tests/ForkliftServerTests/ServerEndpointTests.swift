@@ -193,6 +193,14 @@ import Testing
         #expect(reply.interimStatuses == [100])
         #expect(reply.status == 200, "\(reply.text)")
         #expect(try Digits.parseJSON(reply).label == Digits.Reference().run(row).label)
+
+        // An HTTP/1.0 client knows no interim responses: its expectation is ignored.
+        let body = Array(Digits.jsonRequest(row).utf8)
+        let old = try RawHTTP.exchangeRaw(
+            port: server.port,
+            Array("POST /v2/models/digits/infer HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
+        let text = String(decoding: old, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200") && !text.contains(" 100 Continue"), "\(text)")
     }
 
     @Test func validationErrorsOverHTTP() throws {
