@@ -66,10 +66,9 @@ struct InferHeaders: Sendable {
     var contentEncoding: String?
     var contentLength: String?
     var inferenceHeaderLength: String?
-    var connection: String?
 
     init(_ headers: HTTPHeaders) {
-        // The five names differ in length, so most fields are passed over on their length alone,
+        // The four names differ in length, so most fields are passed over on their length alone,
         // and none is lowercased into a new string.
         for (name, value) in headers {
             switch name.utf8.count {
@@ -77,7 +76,6 @@ struct InferHeaders: Sendable {
             case 16 where Self.matches(name, "content-encoding"): Self.add(value, to: &contentEncoding)
             case 14 where Self.matches(name, "content-length"): Self.add(value, to: &contentLength)
             case 31 where Self.matches(name, "inference-header-content-length"): Self.add(value, to: &inferenceHeaderLength)
-            case 10 where Self.matches(name, "connection"): Self.add(value, to: &connection)
             default: continue
             }
         }
@@ -92,9 +90,6 @@ struct InferHeaders: Sendable {
     private static func add(_ value: String, to slot: inout String?) {
         slot = slot.map { $0 + ", " + value } ?? value
     }
-
-    /// False when the client asked to close the connection after this request.
-    var keepAlive: Bool { !(connection?.lowercased().contains("close") ?? false) }
 }
 
 /// One V2 infer call, from its request head to its response body, apart from how the bytes

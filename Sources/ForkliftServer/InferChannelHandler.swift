@@ -222,7 +222,8 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func start(_ head: HTTPRequestHead, target: InferTarget) {
         let started = ContinuousClock.now
         let headers = InferHeaders(head.headers)
-        let keepAlive = headers.keepAlive
+        // HTTP/1.1 keeps the connection unless asked to close it; HTTP/1.0 closes it unless asked to keep it.
+        let keepAlive = head.isKeepAlive
         do throws(ServerError) {
             let call = try InferCall(headers: headers, target: target, catalog: endpoint.catalog, configuration: endpoint.configuration)
             state = .collecting(Exchange(call: call, started: started, keepAlive: keepAlive))

@@ -87,15 +87,13 @@ import Testing
     @Test func inferHeadersMatchNamesInAnyCaseAndJoinRepeats() {
         let headers = InferHeaders(
             HTTPHeaders([
-                ("content-TYPE", "application/json"), ("Inference-Header-Content-Length", "12"), ("Connection", "keep-alive"),
-                ("CONNECTION", "Close"), ("X-Other", "1"),
+                ("content-TYPE", "application/json"), ("Inference-Header-Content-Length", "12"), ("Content-Encoding", "gzip"),
+                ("CONTENT-ENCODING", "identity"), ("X-Other", "1"),
             ]))
         #expect(headers.contentType == "application/json")
         #expect(headers.inferenceHeaderLength == "12")
-        #expect(headers.connection == "keep-alive, Close")
-        #expect(!headers.keepAlive)
-        #expect(headers.contentEncoding == nil && headers.contentLength == nil)
-        #expect(InferHeaders(HTTPHeaders([("Connection", "keep-alive")])).keepAlive)
+        #expect(headers.contentEncoding == "gzip, identity")
+        #expect(headers.contentLength == nil)
     }
 
     @Test func dateHeaderIsAnIMFFixdate() {

@@ -194,13 +194,15 @@ import Testing
         #expect(reply.status == 200, "\(reply.text)")
         #expect(try Digits.parseJSON(reply).label == Digits.Reference().run(row).label)
 
-        // An HTTP/1.0 client knows no interim responses: its expectation is ignored.
+        // An HTTP/1.0 client knows no interim responses: its expectation is ignored. Without
+        // `Connection: keep-alive`, HTTP/1.0 closes the connection after the answer.
         let body = Array(Digits.jsonRequest(row).utf8)
         let old = try RawHTTP.exchangeRaw(
             port: server.port,
             Array("POST /v2/models/digits/infer HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
         let text = String(decoding: old, as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.1 200") && !text.contains(" 100 Continue"), "\(text)")
+        #expect(text.lowercased().contains("connection: close"), "\(text)")
     }
 
     @Test func validationErrorsOverHTTP() throws {
