@@ -113,8 +113,6 @@ enum PoolTestSupport {
         return status.state != "Z" && status.state != "X"
     }
 
-    /// `Rss:`, `Pss:` and shared pages (`Shared_Clean:` + `Shared_Dirty:`) of
-    /// /proc/PID/smaps_rollup, in kB.
     /// Names of this process's threads, as `top -H` and perf show them.
     static func threadNames() -> Set<String> {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
@@ -131,6 +129,8 @@ enum PoolTestSupport {
         }
     }
 
+    /// `Rss:`, `Pss:` and shared pages (`Shared_Clean:` + `Shared_Dirty:`) of
+    /// /proc/PID/smaps_rollup, in kB.
     static func memory(_ pid: Int32) -> (rss: Int, pss: Int, shared: Int)? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return nil }
         func field(_ name: String) -> Int? {

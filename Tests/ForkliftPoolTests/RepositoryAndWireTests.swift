@@ -83,10 +83,12 @@ import Testing
 }
 
 @Suite struct WireTests {
-    private func roundTrip(_ frame: Frame) throws -> Frame {
-        let bytes = frame.encoded()
+    private func roundTrip(_ frame: Frame) throws -> Frame { try parse(frame.encoded()) }
+
+    /// A frame from its bytes: the header, then the payload it announces.
+    private func parse(_ bytes: [UInt8], region: UnsafeRawBufferPointer? = nil) throws -> Frame {
         let header = try bytes.prefix(Frame.headerSize).withUnsafeBytes { try Frame.Header(parsing: $0) }
-        return try bytes.dropFirst(Frame.headerSize).withUnsafeBytes { try Frame(header: header, payload: $0) }
+        return try bytes.dropFirst(Frame.headerSize).withUnsafeBytes { try Frame(header: header, payload: $0, region: region) }
     }
 
     @Test func framesRoundTrip() throws {
@@ -160,10 +162,6 @@ import Testing
         var frame = Frame(kind: .result, batchID: 1, model: 0, requests: 1)
         frame.items = [WireTensor(dtype: .float32, shape: [4], data: Data(count: 16))]
         let good = frame.encoded()
-        func parse(_ bytes: [UInt8]) throws {
-            let header = try bytes.prefix(Frame.headerSize).withUnsafeBytes { try Frame.Header(parsing: $0) }
-            _ = try bytes.dropFirst(Frame.headerSize).withUnsafeBytes { try Frame(header: header, payload: $0) }
-        }
         var badMagic = good
         badMagic[0] ^= 0xFF
         #expect(throws: FrameError.self) { try parse(badMagic) }
@@ -195,11 +193,6 @@ import Testing
 
     private func joined(_ segments: [Frame.Segment]) -> [UInt8] {
         segments.reduce(into: []) { out, segment in segment.withBytes { out.append(contentsOf: $0) } }
-    }
-
-    private func parse(_ bytes: [UInt8], region: UnsafeRawBufferPointer?) throws -> Frame {
-        let header = try bytes.prefix(Frame.headerSize).withUnsafeBytes { try Frame.Header(parsing: $0) }
-        return try bytes.dropFirst(Frame.headerSize).withUnsafeBytes { try Frame(header: header, payload: $0, region: region) }
     }
 
     @Test func largeItemsTravelInTheSharedRegion() throws {
