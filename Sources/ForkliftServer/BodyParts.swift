@@ -1,5 +1,7 @@
+import ForkliftPool
 import Foundation
 import NIOCore
+import NIOFoundationCompat
 
 /// Bytes of a request body, read by range: a whole array, or the parts the pipeline delivered.
 /// The decoder reads the JSON header and each binary tensor through it, so that a tensor is
@@ -10,6 +12,8 @@ public protocol RequestBytes: Sendable {
     func withBytes<R, E: Error>(in range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R
     /// The bytes in `range`, copied once.
     func data(in range: Range<Int>) -> Data
+    /// The bytes in `range` for a tensor, copied at most once.
+    func tensorBytes(in range: Range<Int>) -> TensorBytes
 }
 
 extension Array: RequestBytes where Element == UInt8 {
@@ -21,6 +25,8 @@ extension Array: RequestBytes where Element == UInt8 {
         // One memcpy; `Data(self[range])` would go through the generic sequence initializer.
         withUnsafeBytes { raw in raw.baseAddress.map { Data(bytes: $0 + range.lowerBound, count: range.count) } ?? Data() }
     }
+
+    public func tensorBytes(in range: Range<Int>) -> TensorBytes { TensorBytes(data(in: range)) }
 }
 
 /// A request body as the pipeline delivered it. The parts are kept as they came: appending each
@@ -51,17 +57,9 @@ struct BodyParts: RequestBytes {
 
     func withBytes<R, E: Error>(in range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         // In place when one part holds the whole range (a JSON header usually does).
-        var start = 0
-        for part in parts {
-            let end = start + part.readableBytes
-            if range.lowerBound < end {
-                guard range.upperBound <= end else { break }
-                let offset = range.lowerBound - start
-                return try part.withUnsafeReadableBytes { raw in
-                    Result { () throws(E) -> R in try body(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + range.count)])) }
-                }.get()
-            }
-            start = end
+        let pieces = slices(of: range)
+        if pieces.count == 1 {
+            return try pieces[0].withUnsafeReadableBytes { raw in Result { () throws(E) -> R in try body(raw) } }.get()
         }
         let joined = [UInt8](unsafeUninitializedCapacity: range.count) { buffer, initialized in
             initialized = copy(range, to: UnsafeMutableRawBufferPointer(buffer))
@@ -71,33 +69,44 @@ struct BodyParts: RequestBytes {
 
     func data(in range: Range<Int>) -> Data {
         var data = Data(capacity: range.count)
-        visit(range) { data.append(contentsOf: $0) }
+        for slice in slices(of: range) { slice.withUnsafeReadableBytes { data.append(contentsOf: $0) } }
         return data
+    }
+
+    /// Ranges of at least `copyLimit` bytes are not copied: their pieces share the parts' storage,
+    /// which the parts already keep from NIO's reuse.
+    func tensorBytes(in range: Range<Int>) -> TensorBytes {
+        guard range.count >= Self.copyLimit else { return TensorBytes(data(in: range)) }
+        return TensorBytes(pieces: slices(of: range).map { Data(buffer: $0, byteTransferStrategy: .noCopy) })
     }
 
     /// Copies `range` to `target`; returns the bytes copied.
     private func copy(_ range: Range<Int>, to target: UnsafeMutableRawBufferPointer) -> Int {
         var offset = 0
-        visit(range) { piece in
-            guard let base = target.baseAddress, let source = piece.baseAddress else { return }
-            (base + offset).copyMemory(from: source, byteCount: piece.count)
-            offset += piece.count
+        for slice in slices(of: range) {
+            slice.withUnsafeReadableBytes { piece in
+                guard let base = target.baseAddress, let source = piece.baseAddress else { return }
+                (base + offset).copyMemory(from: source, byteCount: piece.count)
+            }
+            offset += slice.readableBytes
         }
         return offset
     }
 
-    /// Calls `body` with the pieces of `range`, part by part, in order.
-    private func visit(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Void) {
+    /// The parts' bytes in `range`, in order, as slices that share the parts' storage.
+    private func slices(of range: Range<Int>) -> [ByteBuffer] {
+        var slices: [ByteBuffer] = []
         var start = 0
         for part in parts {
-            guard start < range.upperBound else { return }
+            guard start < range.upperBound else { break }
             let end = start + part.readableBytes
             if range.lowerBound < end {
                 let lower = max(range.lowerBound - start, 0)
                 let upper = min(range.upperBound - start, part.readableBytes)
-                part.withUnsafeReadableBytes { raw in body(UnsafeRawBufferPointer(rebasing: raw[lower..<upper])) }
+                if let slice = part.getSlice(at: part.readerIndex + lower, length: upper - lower) { slices.append(slice) }
             }
             start = end
         }
+        return slices
     }
 }

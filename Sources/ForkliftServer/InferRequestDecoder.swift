@@ -141,11 +141,11 @@ public enum InferRequestDecoder {
                 throw .badRequest(
                     "input '\(name)': binary_data_size is \(size) bytes, shape \(Shape.describe(shape)) of \(datatype) needs \(expected)")
             }
-            guard let bytes = binary.take(size) else {
+            guard let bytes = binary.takeTensor(size) else {
                 throw .badRequest(
                     "input '\(name)': binary_data_size is \(size) bytes but only \(binary.remaining) bytes of binary data are left")
             }
-            return WireTensor(dtype: spec.dtype, shape: shape, data: bytes)
+            return WireTensor(dtype: spec.dtype, shape: shape, bytes: bytes)
         }
         guard let data = item["data"] else { throw .badRequest("input '\(name)' has neither 'data' nor parameters.binary_data_size") }
         return WireTensor(
@@ -235,12 +235,19 @@ struct BinaryReader {
 
     var remaining: Int { body.count - offset }
 
-    /// The next `count` bytes, or nil when fewer are left.
+    /// The next `count` bytes in one `Data`, or nil when fewer are left.
     mutating func take(_ count: Int) -> Data? {
         guard count <= remaining else { return nil }
-        let slice = body.data(in: offset..<(offset + count))
-        offset += count
-        return slice
+        defer { offset += count }
+        return body.data(in: offset..<(offset + count))
+    }
+
+    /// The next `count` bytes of a numeric tensor, in pieces when the body is; nil when fewer
+    /// are left.
+    mutating func takeTensor(_ count: Int) -> TensorBytes? {
+        guard count <= remaining else { return nil }
+        defer { offset += count }
+        return body.tensorBytes(in: offset..<(offset + count))
     }
 }
 

@@ -222,6 +222,31 @@ import Testing
         #expect(try parse(joined(segments), region: region.bytes) == frame)
     }
 
+    /// Items whose bytes are in pieces (a large binary input as the body's reads left it) encode
+    /// exactly like the same items in one piece, whether they go inline, to the region or
+    /// through the socket.
+    @Test func itemsInPiecesEncodeLikeWholeItems() throws {
+        let (whole, _) = largeItemFrame()
+        var pieced = whole
+        pieced.items = whole.items.map { item in
+            let data = item.data
+            let cuts = [0, data.count / 3, data.count / 3, data.count - 1, data.count]
+            let pieces = zip(cuts, cuts.dropFirst()).map { data.subdata(in: $0..<$1) }
+            return WireTensor(dtype: item.dtype, shape: item.shape, bytes: TensorBytes(pieces: pieces))
+        }
+        #expect(pieced.items[1].bytes.pieces.count == 3, "the empty piece is dropped")
+        #expect(pieced == whole, "tensors compare by their bytes, however split")
+        #expect(pieced.encoded() == whole.encoded())
+        for regionSize in [1 << 20, whole.items[1].bytes.count + 10] {
+            let (region, fd) = try SharedRegion.create(size: regionSize)
+            SocketIO.close(fd)
+            let segments = pieced.segments(placingIn: RegionWriter(region: region))
+            #expect(try parse(joined(segments), region: region.bytes) == whole, "region of \(regionSize) bytes")
+        }
+        let direct = pieced.segments().compactMap { if case .data(let data) = $0 { data } else { nil } }
+        #expect(direct == pieced.items[1].bytes.pieces + pieced.items[2].bytes.pieces, "large pieces are written as they are")
+    }
+
     @Test func aRegionAndItsFDTravelOverTheSocket() throws {
         let (writer, reader) = try SocketIO.socketPair()
         defer {

@@ -1,3 +1,4 @@
+import ForkliftPool
 import Foundation
 import NIOCore
 import Testing
@@ -45,6 +46,25 @@ import Testing
             #expect(body.data(in: range) == Data(bytes[range]), "range \(range)")
             #expect(body.withBytes(in: range) { Array($0) } == Array(bytes[range]), "range \(range)")
         }
+    }
+
+    /// A large binary tensor reaches the pool as pieces that share the parts' storage; the pool's
+    /// thread then copies each one once, into the worker's region.
+    @Test func largeTensorRangesArePiecesOfTheParts() {
+        let bytes = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
+        let body = parts(bytes, cuts: [20_000, 20_100, 45_000])
+        let range = 100..<49_900
+        let tensor = body.tensorBytes(in: range)
+        #expect(tensor.count == range.count)
+        #expect(tensor.pieces.map(\.count) == [19_900, 100, 24_900, 4_900])
+        #expect(tensor.joined == Data(bytes[range]))
+        let firstPiece = tensor.pieces[0].withUnsafeBytes { $0.baseAddress }
+        let firstPart = body.withBytes(in: range.lowerBound..<20_000) { $0.baseAddress }
+        #expect(firstPiece == firstPart, "the first piece is the first part's memory, not a copy")
+        let small = body.tensorBytes(in: 19_000..<21_000)
+        #expect(small.pieces.count == 1, "a range under the copy limit is copied into one piece")
+        #expect(small.joined == Data(bytes[19_000..<21_000]))
+        #expect(bytes.tensorBytes(in: 5..<40_000).pieces == [Data(bytes[5..<40_000])])
     }
 
     @Test func anEmptyBodyReadsAsEmpty() {

@@ -58,6 +58,33 @@ import Testing
         #expect(server.stop() == 0)
     }
 
+    /// A binary tensor of 100 KB arrives in several reads; its bytes reach the worker in those
+    /// pieces, and every row gets the engine's answer.
+    @Test func largeBinaryInputsMatchTheEngine() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("forklift-large-\(UUID().uuidString)/digits")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
+        try FileManager.default.createSymbolicLink(
+            at: folder.appendingPathComponent("model.onnx"), withDestinationURL: TestPaths.digits.appendingPathComponent("model.onnx"))
+        try Data(#"{"max_batch_size": 512}"#.utf8).write(to: folder.appendingPathComponent("config.json"))
+        let server = try ServerProcess(model: folder)
+        defer { server.stop() }
+        let reference = try Digits.Reference()
+        let all = try Digits.rows()
+        let rows = (0..<400).map { all[$0 % all.count] }
+        let values = rows.flatMap { $0 }
+        let header = Array(
+            #"{"inputs": [{"name": "float_input", "shape": [\#(rows.count), 64], "datatype": "FP32", "parameters": {"binary_data_size": \#(values.count * 4)}}], "outputs": [{"name": "probabilities", "parameters": {"binary_data": true}}]}"#
+                .utf8)
+        let body = header + values.withUnsafeBytes { Array($0) }
+        let reply = try RawHTTP.request(
+            port: server.port, "POST", "/v2/models/digits/infer", headers: [("Inference-Header-Content-Length", String(header.count))],
+            body: body)
+        #expect(reply.status == 200, "\(reply.text)")
+        let expected = try rows.flatMap { try reference.run($0).probabilities }
+        #expect(Digits.close(try Digits.parseBinary(reply).probabilities, expected))
+    }
+
     @Test func jsonAndBinaryInferMatchTheEngine() throws {
         let server = try ServerProcess()
         defer { server.stop() }

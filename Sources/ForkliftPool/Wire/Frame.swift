@@ -145,8 +145,8 @@ extension Frame {
     /// its own, or copied into the shared region when `region` is given and has room.
     func segments(directItemBytes: Int = Frame.directItemBytes, placingIn region: RegionWriter? = nil) -> [Segment] {
         let placed: [UInt64?] = items.map { item in
-            guard let region, item.data.count >= directItemBytes else { return nil }
-            return region.place(item.data)
+            guard let region, item.bytes.count >= directItemBytes else { return nil }
+            return region.place(item.bytes)
         }
         var payloadLength = 0
         switch kind {
@@ -156,7 +156,7 @@ extension Frame {
             payloadLength = 8
         case .batch, .result:
             for (item, offset) in zip(items, placed) {
-                payloadLength += 8 + 8 * item.shape.count + 8 + (offset == nil ? item.data.count : 8)
+                payloadLength += 8 + 8 * item.shape.count + 8 + (offset == nil ? item.bytes.count : 8)
             }
             for failure in failures { payloadLength += 8 + failure.message.utf8.count }
         }
@@ -189,16 +189,16 @@ extension Frame {
             out.appendLE(UInt32(bitPattern: item.dtype.rawValue))
             out.appendLE(UInt32(item.shape.count) | (offset == nil ? 0 : Frame.inRegionFlag))
             for dim in item.shape { out.appendLE(UInt64(max(dim, 0))) }
-            out.appendLE(UInt64(item.data.count))
+            out.appendLE(UInt64(item.bytes.count))
             if let offset {
                 out.appendLE(offset)
-            } else if item.data.count >= directItemBytes {
+            } else if item.bytes.count >= directItemBytes {
                 segments.append(.bytes(out))
-                segments.append(.data(item.data))
+                segments += item.bytes.pieces.map { .data($0) }
                 out = []
             } else {
                 // Through the raw bytes: appending a `Data` as a sequence copies byte by byte.
-                item.data.withUnsafeBytes { out.append(contentsOf: $0) }
+                for piece in item.bytes.pieces { piece.withUnsafeBytes { out.append(contentsOf: $0) } }
             }
         }
         for failure in failures {

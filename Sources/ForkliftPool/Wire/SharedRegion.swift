@@ -67,21 +67,18 @@ final class RegionWriter {
 
     init(region: SharedRegion) { self.region = region }
 
-    /// Copies `data` into the region; nil when it does not fit (the item then goes inline).
-    func place(_ data: Data) -> UInt64? {
+    /// Copies `bytes` into the region; nil when they do not fit (the item then goes inline).
+    func place(_ bytes: TensorBytes) -> UInt64? {
         let offset = Self.aligned(used)
-        guard data.count <= region.size - min(offset, region.size) else { return nil }
-        data.withUnsafeBytes { raw in
-            guard let source = raw.baseAddress else { return }
-            (region.base + offset).copyMemory(from: source, byteCount: raw.count)
-        }
-        used = offset + data.count
+        guard bytes.count <= region.size - min(offset, region.size) else { return nil }
+        bytes.copy(to: region.base + offset)
+        used = offset + bytes.count
         return UInt64(offset)
     }
 
     /// Bytes a frame's items need in a region, with alignment: what `place` would use for them.
     static func bytesNeeded(for items: [WireTensor], directItemBytes: Int = Frame.directItemBytes) -> Int {
-        items.reduce(0) { total, item in item.data.count >= directItemBytes ? aligned(total) + item.data.count : total }
+        items.reduce(0) { total, item in item.bytes.count >= directItemBytes ? aligned(total) + item.bytes.count : total }
     }
 
     /// The first aligned offset at or after `offset`.
