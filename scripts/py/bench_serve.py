@@ -13,6 +13,10 @@ compared with wrk on GET /v2/health/live (same connections, alternating rounds).
 
 After each model's sweeps, the seed stack and Forklift alternate at the top concurrency
 (--ratio-rounds), so that each ratio compares two runs a few seconds apart.
+
+Each model's c=1 latency is set against a floor measured in the same run: floor_server.py, a
+raw-socket server that reads the same body and does no work, loaded at c=1 with Forklift's
+compute time as think time, so that it sees the same idle gap between requests.
 """
 
 import argparse
@@ -199,11 +203,28 @@ def model_rows(name, args):
             args, url, ["--model", model.parent.name, "--no-binary"], WORK / f"{name}-forklift-json.json", concurrency=top)
         result["forklift_wrk"] = run_wrk(f"{url}/v2/models/{model.parent.name}/infer", int(top), args.duration,
                                          (bodies / "v2.bin", "application/octet-stream", header_length))
+        result["floor"] = floor_run(args, name, model, port, result["forklift"])
     finally:
         stop(server)
     if args.ratio_rounds > 0:
         result["alternating"] = alternating_rounds(args, name, model, bodies, top)
     return result
+
+
+def floor_run(args, name, model, forklift_port, forklift):
+    """forklift bench at c=1 against floor_server.py (which takes the probe's answers from the Forklift server
+    at `forklift_port`), pausing between requests for Forklift's mean c=1 compute time: while a worker computes,
+    Forklift's network threads sit idle that long, and on this machine an idle gap alone slows the next request."""
+    gap = (forklift["steps"][0].get("server_side") or {}).get("mean_compute_ms") or 0
+    port = free_port()
+    floor = subprocess.Popen([sys.executable, str(ROOT / "scripts/py/floor_server.py"), str(port), str(forklift_port),
+                              model.parent.name], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        return forklift_bench(args, f"http://127.0.0.1:{port}", ["--model", model.parent.name, "--think-time", f"{gap:.3f}"],
+                              WORK / f"{name}-floor.json", concurrency="1")
+    finally:
+        stop(floor)
 
 
 def alternating_rounds(args, name, model, bodies, top):
@@ -302,11 +323,12 @@ def summary_row(name, result, top):
     # Each request's latency minus its own compute time (Forklift's Server-Timing header).
     paired = (c1_step.get("latency_over_compute_ms") or {}).get("p50")
     compute_cells += " | -" if paired is None else f" | {paired:.2f}"
+    floor = result["floor"]["steps"][0].get("latency_ms") or {}
     seed_rps = max(seed["requests_per_second"], 1e-9)
     print(f"| {name} | {ours['requests_per_second'] / seed_rps:.1f}× | {ours_json['requests_per_second'] / seed_rps:.1f}× | "
           f"{result['forklift_wrk']['rps'] / max(result['seed_wrk']['rps'], 1e-9):.1f}× | "
           f"{ours['samples_per_second']:,.0f} / {ceiling:,.0f} = {'-' if efficiency is None else f'{100 * efficiency:.0f}%'} | "
-          f"{batch} × {instances} | {c1:.2f} | {compute_cells} |", flush=True)
+          f"{batch} × {instances} | {c1:.2f} | {compute_cells} | {floor.get('p50', float('nan')):.2f} |", flush=True)
 
 
 def print_alternating(results, top):
@@ -356,8 +378,9 @@ def main():
     print()
     print(f"| model | Forklift binary / seed at c={top} | Forklift JSON / seed | same by wrk "
           f"| c={top} samples/s / compute-only | compute batch × workers | Forklift c=1 p50 ms | c=1 compute ms "
-          "| c=1 p50 − mean compute ms | c=1 p50 of (latency − own compute) ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| c=1 p50 − mean compute ms | c=1 p50 of (latency − own compute) ms "
+          "| c=1 floor: raw-socket server, same body and idle gap, p50 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, result in results.items():
         summary_row(name, result, top)
     if args.ratio_rounds > 0:
