@@ -115,9 +115,15 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
     /// Creates a zero-filled tensor. The shape must have been checked with `Shape.elementCount`.
     public init(dtype: DType, shape: [Int]) {
+        self = .uninitialized(dtype: dtype, shape: shape)
+        memset(storage.data, 0, byteCount)
+    }
+
+    /// A tensor whose every byte the caller writes next, such as a request's input copied in: zero
+    /// filling it first would pass over its memory once more. The shape must have been checked.
+    public static func uninitialized(dtype: DType, shape: [Int]) -> Tensor {
         let count = shape.reduce(1, *)
-        self.init(dtype: dtype, shape: shape, count: count, storage: TensorStorage.allocateOrDie(count * dtype.byteSize))
-        memset(storage.data, 0, count * dtype.byteSize)
+        return Tensor(dtype: dtype, shape: shape, count: count, storage: TensorStorage.allocateOrDie(count * dtype.byteSize))
     }
 
     init(dtype: DType, shape: [Int], count: Int, storage: TensorStorage) {
@@ -141,7 +147,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
     /// Creates a tensor from raw little-endian bytes, which must hold exactly `count × byteSize` bytes.
     public init(dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) {
-        self.init(dtype: dtype, shape: shape)
+        self = .uninitialized(dtype: dtype, shape: shape)
         precondition(bytes.count == count * dtype.byteSize)
         if let base = bytes.baseAddress, bytes.count > 0 { storage.data.copyMemory(from: base, byteCount: bytes.count) }
     }

@@ -113,7 +113,9 @@ final class BatchRunner {
             }
             total += part.shape.first ?? 0
         }
-        let batch = Tensor(dtype: first.dtype, shape: [total] + tail)
+        // Not zero-filled: the parts fill it exactly, since each one's bytes match its shape (the
+        // frame's parser checks that) and each has a dimension 0 (`sampleCounts` checks that).
+        let batch = Tensor.uninitialized(dtype: first.dtype, shape: [total] + tail)
         var offset = 0
         for part in parts {
             part.data.withUnsafeBytes { raw in
