@@ -38,18 +38,7 @@ enum RawHTTP {
             try sendAll(fd, head + body)
         }
         afterSend()
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw HTTPClientError(description: "recv: errno \(errno) after \(received.count) bytes")
-            }
-            if count == 0 { break }
-            received += chunk[0..<count]
-        }
-        var reply = try parse(interim + received)
+        var reply = try parse(interim + readToEnd(fd, strict: true))
         if !interim.isEmpty,
             let code = String(decoding: interim, as: UTF8.self).split(separator: " ").dropFirst().first.flatMap({ Int($0) })
         {
@@ -176,15 +165,31 @@ enum RawHTTP {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         try? sendAll(fd, bytes)
         shutdown(fd, Int32(SHUT_WR))
+        return try readToEnd(fd, strict: false)
+    }
+
+    /// Reads until the server closes. With `strict`, a failed recv throws; otherwise it ends the
+    /// read like a close does, since a server that refused part of a damaged request may reset.
+    static func readToEnd(_ fd: Int32, strict: Bool) throws -> [UInt8] {
         var received: [UInt8] = []
+        while true {
+            let count = receive(fd, appendingTo: &received)
+            if count > 0 { continue }
+            if count < 0 && strict { throw HTTPClientError(description: "recv: errno \(errno) after \(received.count) bytes") }
+            return received
+        }
+    }
+
+    /// One recv onto the end of `buffer`, retried on EINTR: the bytes read, 0 at the end of the
+    /// stream, or -1 on an error (in `errno`).
+    static func receive(_ fd: Int32, appendingTo buffer: inout [UInt8]) -> Int {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            received += chunk[0..<count]
+            if count > 0 { buffer += chunk[0..<count] }
+            return count
         }
-        return received
     }
 
     /// Sends every request on one connection in a single write, before reading anything, and
@@ -201,7 +206,6 @@ enum RawHTTP {
         if halfClose { shutdown(fd, Int32(SHUT_WR)) }
         var replies: [HTTPReply] = []
         var buffer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
         while replies.count < messages.count {
             if let end = headEnd(buffer) {
                 let head = try parse(Array(buffer[0..<(end + 4)]))
@@ -215,16 +219,15 @@ enum RawHTTP {
                     continue
                 }
             }
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 && errno == EINTR { continue }
+            let count = receive(fd, appendingTo: &buffer)
             guard count > 0 else {
                 let why = count == 0 ? "the connection ended" : "recv failed (errno \(errno))"
                 throw HTTPClientError(description: "\(why) after \(replies.count) of \(messages.count) responses")
             }
-            buffer += chunk[0..<count]
         }
         if halfClose {
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            var rest: [UInt8] = []
+            let count = receive(fd, appendingTo: &rest)
             guard count == 0, buffer.isEmpty else {
                 throw HTTPClientError(description: "the connection went on after the last response (\(count) bytes)")
             }
