@@ -235,7 +235,7 @@ final class LoopWorker: @unchecked Sendable {
     private func afterThinking(_ client: LoadClient, _ next: @escaping () -> Void) {
         guard case .closed? = phase, settings.thinkTime > .zero else { return next() }
         client.isThinking = true
-        loop.scheduleTask(in: settings.thinkTime) {
+        loop.assumeIsolated().scheduleTask(in: settings.thinkTime) {
             client.isThinking = false
             next()
         }
