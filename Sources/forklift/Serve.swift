@@ -144,9 +144,11 @@ struct ServeLaunch: Sendable {
         let http = HTTPServer(
             backend: PoolBackend(pool: workerPool), models: models, configuration: server, metrics: metrics, logger: logger)
         let host = server.host
+        let secondSignal = SecondSignalStop(pool: workerPool, logger: logger)
         var status: Int32 = 0
         do {
             try await http.run { port in
+                secondSignal.arm()
                 Self.say("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port)")
             }
             logger.info("shutting down: finishing queued requests, stopping the workers")

@@ -105,11 +105,30 @@ import Testing
         usleep(100_000)  // let the server read the requests it has accepted
         kill(server.pid, SIGTERM)
         group.wait()
-        let status = server.stop()
+        let status = server.waitForExit()
         #expect(tally.all == [200: 16], "\(tally.all) \(tally.mismatches.withLock { $0 })")
         #expect(status == 0, "exit status \(status): \(server.stderrText)")
         #expect(ProcessTree.waitGone(children).isEmpty, "left running: \(children.filter { !ProcessTree.isGone($0) })")
         #expect(server.output.contains { $0.contains("stopped") })
+    }
+
+    /// A second SIGTERM does not wait out the grace period, which a client that never finishes
+    /// its request would otherwise hold up to the end.
+    @Test func secondSigtermStopsAtOnce() throws {
+        let server = try ServerProcess(arguments: ["--graceful-timeout", "60"], workers: 1)
+        let children = ProcessTree.descendants(of: server.pid)
+        #expect(children.count >= 2, "expected a zygote and a worker, found \(children)")
+        let fd = try RawHTTP.connection(port: server.port)
+        defer { close(fd) }
+        try RawHTTP.sendAll(fd, Array("POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"inp".utf8))
+        usleep(200_000)  // let the server read the head: the request is now in flight
+        kill(server.pid, SIGTERM)
+        usleep(500_000)
+        #expect(server.process.isRunning, "the first SIGTERM waits for the request in flight")
+        let status = server.stop(signal: SIGTERM)
+        #expect(status == 128 + SIGTERM, "exit status \(status): \(server.stderrText)")
+        #expect(server.stderrText.contains("second signal (SIGTERM): stopping at once"), "\(server.stderrText)")
+        #expect(ProcessTree.waitGone(children).isEmpty, "left running: \(children.filter { !ProcessTree.isGone($0) })")
     }
 
     @Test func killedWorkerUnderLoadFailsNoRequest() throws {

@@ -93,6 +93,13 @@ final class ServerProcess: @unchecked Sendable {
     @discardableResult
     func stop(signal: Int32 = SIGTERM) -> Int32 {
         if process.isRunning { kill(process.processIdentifier, signal) }
+        return waitForExit()
+    }
+
+    /// Waits for the exit and for the last printed line, sending nothing (a second SIGTERM would
+    /// stop the server at once); returns the exit status.
+    @discardableResult
+    func waitForExit() -> Int32 {
         process.waitUntilExit()
         // The reader thread may still hold the final lines ("stopped") when the process is gone.
         if !stoppedReading {
