@@ -1,6 +1,5 @@
 import Dispatch
 import ForkliftPool
-import Foundation
 @preconcurrency import Glibc
 import Logging
 import Synchronization
@@ -11,7 +10,7 @@ import Synchronization
 /// graceful shutdown; this only counts signals once armed, after the group has trapped them.
 final class SecondSignalStop: Sendable {
     private let sources = Mutex<[any DispatchSourceSignal]>([])
-    private let received = Mutex(0)
+    private let signalsSeen = Mutex(0)
     private let pool: WorkerPool
     private let logger: Logger
 
@@ -20,26 +19,26 @@ final class SecondSignalStop: Sendable {
         self.logger = logger
     }
 
-    /// Starts counting. Call once the service group traps the signals: a signal that arrived
-    /// before would otherwise be neither handled nor counted.
+    /// Starts counting. Call once the service group traps the signals: armed earlier, this would
+    /// catch a first signal that the group never sees, and the server would not stop on it.
     func arm() {
         sources.withLock { sources in
             guard sources.isEmpty else { return }
             for number in [SIGTERM, SIGINT] {
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { [self] in received(number) }
+                source.setEventHandler { [self] in count(number) }
                 source.resume()
                 sources.append(source)
             }
         }
     }
 
-    private func received(_ number: Int32) {
-        let count = received.withLock { count in
+    private func count(_ number: Int32) {
+        let seen = signalsSeen.withLock { count in
             count += 1
             return count
         }
-        guard count >= 2 else { return }
+        guard seen >= 2 else { return }
         let name = number == SIGINT ? "SIGINT" : "SIGTERM"
         logger.warning("second signal (\(name)): stopping at once; requests still in flight are dropped")
         // The workers and the zygote would also exit when this process does (they watch their
