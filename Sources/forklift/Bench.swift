@@ -43,7 +43,7 @@ struct Bench: ParsableCommand {
         try OptionChecks.time(thinkTime, "--think-time", in: .milliseconds, zeroAllowed: true)
         if rate != nil, thinkTime > 0 { throw ValidationError("--think-time applies to the closed loop; --rate sets arrivals itself") }
         do {
-            if let rate { _ = try Self.requestRates(rate) } else { _ = try Self.clientCounts(concurrency) }
+            _ = try loadSteps()
         } catch {
             throw ValidationError(error.description)
         }
@@ -70,6 +70,12 @@ struct Bench: ParsableCommand {
     /// Request rates, per second, of the open loop: the mean gap between arrivals becomes
     /// integer nanoseconds.
     static let rates = 0.01...10_000_000.0
+
+    /// The steps that `--rate` or `--concurrency` lists: checked in `validate()`, used by the plan.
+    func loadSteps() throws(BenchError) -> [LoadMode] {
+        if let rate { return try Self.requestRates(rate).map { .rate($0) } }
+        return try Self.clientCounts(concurrency).map { .concurrency($0) }
+    }
 
     /// Client counts from a comma-separated list.
     static func clientCounts(_ text: String) throws(BenchError) -> [Int] {

@@ -14,11 +14,7 @@ struct BenchPlan {
     init(_ options: Bench) throws(BenchError) {
         self.options = options
         target = try BenchTarget(parsing: options.url)
-        if let rate = options.rate {
-            steps = try Bench.requestRates(rate).map { LoadMode.rate($0) }
-        } else {
-            steps = try Bench.clientCounts(options.concurrency).map { LoadMode.concurrency($0) }
-        }
+        steps = try options.loadSteps()
         let largest = steps.map { if case .concurrency(let clients) = $0 { clients } else { 2 } }.max() ?? 1
         threads = options.threads ?? max(1, min(2, ProcessInfo.processInfo.activeProcessorCount, largest))
         let probeLoop = MultiThreadedProbe()
