@@ -4,7 +4,6 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOHTTPTypes
 
 /// What the infer endpoint needs, shared by every connection.
 struct InferEndpoint: Sendable {

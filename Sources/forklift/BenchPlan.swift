@@ -73,7 +73,7 @@ struct BenchPlan {
             target: target, model: description, endpoint: options.endpoint, batch: payloads.first?.samples ?? options.batch,
             binary: options.binary, threads: threads)
         report.label = options.label
-        report.thinkTime = options.thinkTime / 1000
+        report.thinkTime = settings.thinkTime
         let progress = ProgressLine()
 
         print(header())

@@ -27,13 +27,13 @@ import Testing
             switch random.below(3) {
             case 0:
                 let body = Self.damaged(json, &random)
-                request = Self.head(["Content-Type: application/json"], bodyCount: body.count) + body
+                request = Self.head([("Content-Type", "application/json")], bodyCount: body.count) + body
             case 1:
                 let body = Self.damaged(binary.body, &random)
                 let declared = headerLength + [0, 0, 0, -1, 1, -50, 1000][random.below(7)]
-                request = Self.head(["Inference-Header-Content-Length: \(declared)"], bodyCount: body.count) + body
+                request = Self.head([(InferCall.headerLengthField, "\(declared)")], bodyCount: body.count) + body
             default:
-                let head = Self.head(["Inference-Header-Content-Length: \(headerLength)"], bodyCount: binary.body.count)
+                let head = Self.head([(InferCall.headerLengthField, "\(headerLength)")], bodyCount: binary.body.count)
                 request = Self.damaged(head, &random) + binary.body
             }
             let reply = try RawHTTP.exchange(port: server.port, request)
@@ -56,9 +56,8 @@ import Testing
         #expect(!metrics.contains("forklift_worker_restarts_total{"), "no worker was lost")
     }
 
-    static func head(_ fields: [String], bodyCount: Int) -> [UInt8] {
-        let lines = ["POST /v2/models/digits/infer HTTP/1.1", "Host: 127.0.0.1"] + fields + ["Content-Length: \(bodyCount)", "", ""]
-        return Array(lines.joined(separator: "\r\n").utf8)
+    static func head(_ fields: [(String, String)], bodyCount: Int) -> [UInt8] {
+        RawHTTP.requestHead("POST", "/v2/models/digits/infer", fields: [("Host", "127.0.0.1")] + fields, bodyCount: bodyCount)
     }
 
     /// One to six edits: a byte changed, dropped, inserted (often JSON punctuation or a digit),
