@@ -27,6 +27,12 @@ public struct PoolConfiguration: Sendable {
     public var loadTimeout: Duration = .seconds(300)
     /// Optional hold-back to let a batch fill; zero means greedy (send as soon as a worker is idle).
     public var maxQueueDelay: Duration = .zero
+    /// How long a worker and its connection thread poll for the next request after a batch, when
+    /// the pool has gone idle and requests have lately come back within this time (zero: never).
+    public var busyPoll: Duration = .microseconds(500)
+    /// The longest `busyPoll` that `forklift serve` accepts. The batch frame tells the worker its
+    /// polling time in 16-bit microseconds, so a worker never polls longer than 65 ms.
+    public static let longestBusyPollMicroseconds = 50_000
     /// Batch limit for models whose config.json does not set max_batch_size.
     public var defaultMaxBatchSize: Int = 32
     /// Largest image (declared width × height) a worker decodes; the HTTP layer checks it first.

@@ -121,6 +121,31 @@ import Testing
         await pool.shutdown(grace: .seconds(10))
     }
 
+    /// `--busy-poll` in real processes: a request that came back at once leaves the worker
+    /// polling (runnable, not asleep in recv) for the poll time, and then asleep. A request after
+    /// a long pause leaves it asleep at once.
+    @Test func workerPollsAfterARequestThatCameBackQuickly() async throws {
+        let entry = try Support.entry(Support.digits)
+        var configuration = try Support.configuration(workers: 1)
+        configuration.busyPoll = .milliseconds(50)
+        let pool = WorkerPool(models: [entry], configuration: configuration, logger: Support.logger)
+        try await pool.start()
+        let worker = try #require(pool.workerPIDs.first)
+        let request = InferenceRequest(model: entry.name, inputs: [Support.wire(Support.digitsInput(2), shape: [1, 64])])
+        _ = try await pool.infer(request)
+        _ = try await pool.infer(request)
+        let polling = Support.states(of: worker, for: .milliseconds(25))
+        #expect(polling.filter { $0 == "R" }.count * 2 >= polling.count, "polling for 50 ms after the reply: \(polling)")
+        try await Task.sleep(for: .milliseconds(300))
+        let idle = Support.states(of: worker, for: .milliseconds(25))
+        #expect(idle.filter { $0 == "R" }.count * 4 < idle.count, "the poll time is over: \(idle)")
+        _ = try await pool.infer(request)
+        let afterPause = Support.states(of: worker, for: .milliseconds(25))
+        // The worker may still be tidying up after its reply for a sample or two.
+        #expect(afterPause.filter { $0 == "R" }.count * 4 < afterPause.count, "the request came 300 ms after the last: \(afterPause)")
+        await pool.shutdown(grace: .seconds(10))
+    }
+
     @Test func modelThatFailsToLoadFailsTheStart() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("forklift-bad-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -107,6 +107,19 @@ enum PoolTestSupport {
         return (state, parent)
     }
 
+    /// The process's state (R running or runnable, S asleep, …), read every millisecond for
+    /// `duration`.
+    static func states(of pid: Int32, for duration: Duration) -> [Character] {
+        let clock = ContinuousClock()
+        let end = clock.now + duration
+        var seen: [Character] = []
+        while clock.now < end {
+            if let state = status(pid)?.state { seen.append(state) }
+            Thread.sleep(forTimeInterval: 0.001)
+        }
+        return seen
+    }
+
     /// True while the process exists and is not a zombie.
     static func alive(_ pid: Int32) -> Bool {
         guard let status = status(pid) else { return false }

@@ -93,6 +93,7 @@ import Testing
 
     @Test func framesRoundTrip() throws {
         var frame = Frame(kind: .batch, batchID: 42, model: 3, requests: 2)
+        frame.pollMicroseconds = 500
         frame.items = [
             WireTensor(dtype: .float32, shape: [1, 2], data: Data(count: 8)),
             WireTensor(dtype: .int64, shape: [2], data: Data(repeating: 7, count: 16)),
@@ -174,6 +175,9 @@ import Testing
         var shapeMismatch = good
         shapeMismatch[Frame.headerSize + 8] = 5  // dims [5] for 16 bytes of float32
         #expect(throws: FrameError.self) { try parse(shapeMismatch) }
+        var pollInResult = good
+        pollInResult[6] = 1  // only batch frames tell the worker to poll
+        #expect(throws: FrameError.self) { try parse(pollInResult) }
         var bigDim = good
         for index in (Frame.headerSize + 8)..<(Frame.headerSize + 16) { bigDim[index] = 0xFF }
         #expect(throws: FrameError.self) { try parse(bigDim) }

@@ -11,9 +11,12 @@ import Testing
         let scheduler: Scheduler
         private var peers: [Int32] = []
 
-        init(batchSize: Int, instances: Int? = nil) throws {
+        /// Busy polling is off unless asked for: with it, a lost wake-up could go unseen.
+        init(batchSize: Int, instances: Int? = nil, busyPoll: Duration = .zero) throws {
+            var configuration = PoolConfiguration()
+            configuration.busyPoll = busyPoll
             scheduler = Scheduler(
-                names: ["m"], configuration: PoolConfiguration(), metrics: PoolMetrics(modelNames: ["m"]), idleCheck: 30)
+                names: ["m"], configuration: configuration, metrics: PoolMetrics(modelNames: ["m"]), idleCheck: 30)
             scheduler.lock.lock()
             scheduler.configureLocked(batchSizes: [batchSize], instances: [instances])
             scheduler.phase = .serving

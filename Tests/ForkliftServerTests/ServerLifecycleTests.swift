@@ -215,8 +215,8 @@ import Testing
         #expect(broken.output.contains("broken"), "\(broken.output)")
     }
 
-    /// Times past what integer nanoseconds hold, infinite or not numbers at all are usage errors
-    /// that name the flag, not crashes.
+    /// Times past what integer nanoseconds hold (or, for `--busy-poll`, the batch frame's field),
+    /// infinite or not numbers at all are usage errors that name the flag, not crashes.
     @Test func outOfRangeTimesAreUsageErrors() throws {
         for (flag, value, message) in [
             ("--timeout", "1e30", "--timeout must be positive and at most 1e9 seconds"),
@@ -224,6 +224,7 @@ import Testing
             ("--graceful-timeout", "nan", "--graceful-timeout must be positive"),
             ("--max-queue-delay", "1e300", "--max-queue-delay must be at least 0 and at most 1e12 milliseconds"),
             ("--failure-log-interval", "inf", "--failure-log-interval must be at least 0"),
+            ("--busy-poll", "60000", "--busy-poll must be in 0...50000 microseconds"),
         ] {
             let run = try Self.runServe(["serve", TestPaths.digits.path, "--port", "0", "--workers", "1", flag, value])
             #expect(run.status == 64, "\(flag) \(value): \(run.output)")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A request waiting for its answer. Its mutable fields belong to the scheduler's lock.
 final class PendingRequest: @unchecked Sendable {
@@ -34,6 +35,9 @@ struct Batch: Sendable {
     let samples: Int
     let started: UInt64
     let deadline: UInt64
+    /// The pool had nothing else to do when the batch left, and requests have been coming back
+    /// within `--busy-poll`: its worker polls for the next batch after replying.
+    let pollAfter: Bool
 }
 
 /// A worker connection as the scheduler sees it. Fields belong to the scheduler's lock.
@@ -80,12 +84,28 @@ final class Scheduler: @unchecked Sendable {
     let maxQueue: Int
     let timeout: UInt64
     let maxQueueDelay: UInt64
+    /// `--busy-poll` in nanoseconds; zero turns polling off.
+    let busyPoll: UInt64
     let names: [String]
     // Guarded by `lock`:
     var queues: [ModelQueue] = []
     var workers: [Int: WorkerSlot] = [:]
     var phase = Phase.starting
     private var nextBatchID: UInt64 = 1
+    /// When the pool last went idle (nothing queued or running), until the next request came.
+    private var idleSince: UInt64?
+    /// How long the pool sat idle before the latest request. Polling for the next request pays
+    /// while this stays within `busyPoll`; after a longer pause nobody polls until requests come
+    /// back that quickly again, so sparse traffic costs no polling.
+    private var lastIdleGap = UInt64.max
+    /// Requests per batch, averaged over the last several batches. Polling is for light load,
+    /// where each request is a batch of its own; under heavier load the worker's wake-up is not
+    /// what requests wait for, and polling would take CPU from the threads they do wait for.
+    private var recentRequestsPerBatch = 1.0
+    /// True while a connection thread polls for requests instead of sleeping on the condition.
+    private var polling = false
+    /// Counts enqueues, for the polling thread to watch without the lock.
+    private let arrivals = Atomic<UInt64>(0)
 
     /// How long an idle worker sleeps between checks of its socket (tests make it long, so that
     /// a lost wake-up shows as a stall rather than being covered by this check).
@@ -98,6 +118,7 @@ final class Scheduler: @unchecked Sendable {
         maxQueue = max(1, configuration.maxQueue)
         timeout = Self.nanoseconds(configuration.timeout)
         maxQueueDelay = Self.nanoseconds(configuration.maxQueueDelay)
+        busyPoll = Self.nanoseconds(configuration.busyPoll)
     }
 
     static func nanoseconds(_ duration: Duration) -> UInt64 {
@@ -122,8 +143,9 @@ final class Scheduler: @unchecked Sendable {
 
     /// Queues a request, or says why not. The caller holds `lock`. True means an idle worker may
     /// take the request now: the caller then calls `wakeOneWorker` once it has let go of the lock.
-    /// False means the model runs as many batches as its instance count allows, and the thread
-    /// that finishes one takes it; waking an idle thread would only put it back to sleep.
+    /// False means that no wake-up is needed: a connection thread is polling and takes it, or the
+    /// model runs as many batches as its instance count allows, and the thread that finishes one
+    /// takes it (waking an idle thread would only put it back to sleep).
     func enqueueLocked(_ request: PendingRequest, zygoteReady: Bool) -> Result<Bool, PoolError> {
         switch phase {
         case .starting: return .failure(.modelNotReady(names[request.model]))
@@ -135,10 +157,15 @@ final class Scheduler: @unchecked Sendable {
         guard queues[request.model].waiting.count < maxQueue else {
             return .failure(.queueFull(model: names[request.model], capacity: maxQueue))
         }
+        if let since = idleSince {
+            lastIdleGap = request.enqueued &- min(since, request.enqueued)
+            idleSince = nil
+        }
         queues[request.model].waiting.append(request)
         queues[request.model].queuedSamples += request.samples
         metrics.models[request.model].queueDepth.record(queues[request.model].waiting.count)
-        return .success(!isAtInstanceLimit(request.model))
+        arrivals.add(1, ordering: .relaxed)
+        return .success(!polling && !isAtInstanceLimit(request.model))
     }
 
     /// Wakes one idle worker thread for a request just queued; called without holding `lock`. A
@@ -161,6 +188,7 @@ final class Scheduler: @unchecked Sendable {
     }
 
     private func nextOrderLocked(for slot: WorkerSlot) -> WorkerOrder {
+        var polled = false
         while true {
             if slot.stop || phase == .stopped {
                 passWakeUpLocked()
@@ -174,7 +202,7 @@ final class Scheduler: @unchecked Sendable {
                 let full = queue.queuedSamples >= max(queue.maxBatchSize, 1)
                 // An optional hold-back lets a partial batch fill; never while draining.
                 if maxQueueDelay == 0 || full || now >= holdUntil || phase != .serving {
-                    let batch = takeBatch(model: model, now: now)
+                    let batch = takeBatch(model: model, now: now, for: slot)
                     slot.batch = batch
                     updateWorkerGauges()
                     // Requests left over (a full batch) are for another idle worker.
@@ -182,6 +210,10 @@ final class Scheduler: @unchecked Sendable {
                     return .run(batch)
                 }
                 wakeAt = min(wakeAt, holdUntil)
+            } else if !polled && shouldPollLocked(slot) {
+                polled = true
+                pollForArrivalLocked()
+                continue
             }
             let timedOut = !lock.wait(until: Date(timeIntervalSinceNow: Double(wakeAt &- min(now, wakeAt)) / 1e9))
             if timedOut && SocketIO.hasEvent(slot.fd) {
@@ -189,6 +221,26 @@ final class Scheduler: @unchecked Sendable {
                 return .lost
             }
         }
+    }
+
+    /// A thread whose worker has just gone idle polls for the next request while polling pays,
+    /// the pool has nothing else to do (so the cores are otherwise idle), and no other thread
+    /// polls already.
+    private func shouldPollLocked(_ slot: WorkerSlot) -> Bool {
+        pollPaysLocked && !polling && !slot.stop && phase == .serving && workers.values.allSatisfy { $0.batch == nil }
+    }
+
+    private var pollPaysLocked: Bool { busyPoll > 0 && lastIdleGap <= busyPoll && recentRequestsPerBatch < 1.5 }
+
+    /// Polls, without the lock, until a request is queued or `busyPoll` passes. Enqueues
+    /// meanwhile wake no one. The caller holds `lock`, and holds it again on return.
+    private func pollForArrivalLocked() {
+        polling = true
+        let seen = arrivals.load(ordering: .relaxed)
+        lock.unlock()
+        BusyPoll.spin(for: busyPoll) { arrivals.load(ordering: .relaxed) != seen }
+        lock.lock()
+        polling = false
     }
 
     /// Enqueues signal one waiting worker. A thread that leaves `nextBatch` without taking
@@ -218,7 +270,7 @@ final class Scheduler: @unchecked Sendable {
     }
 
     /// Takes waiting requests of one model up to its batch size in samples (always at least one).
-    private func takeBatch(model: Int, now: UInt64) -> Batch {
+    private func takeBatch(model: Int, now: UInt64, for slot: WorkerSlot) -> Batch {
         let limit = queues[model].maxBatchSize
         var taken = 0
         var samples = 0
@@ -228,11 +280,16 @@ final class Scheduler: @unchecked Sendable {
             samples += request.samples
         }
         let requests = Array(queues[model].waiting.prefix(taken))
+        recentRequestsPerBatch += (Double(taken) - recentRequestsPerBatch) / 8
         queues[model].waiting.removeFirst(taken)
         queues[model].queuedSamples -= samples
         metrics.models[model].queueDepth.record(queues[model].waiting.count)
+        let pollAfter =
+            pollPaysLocked && queues.allSatisfy(\.waiting.isEmpty) && workers.values.allSatisfy { $0 === slot || $0.batch == nil }
         defer { nextBatchID &+= 1 }
-        return Batch(id: nextBatchID, model: model, requests: requests, samples: samples, started: now, deadline: now &+ timeout)
+        return Batch(
+            id: nextBatchID, model: model, requests: requests, samples: samples, started: now, deadline: now &+ timeout,
+            pollAfter: pollAfter)
     }
 
     /// The batch's size and its requests' time in the queue. Needs no lock.
@@ -254,6 +311,7 @@ final class Scheduler: @unchecked Sendable {
     func finish(_ slot: WorkerSlot, batch: Batch, reply: Frame, outputsPerRequest: Int) {
         lock.lock()
         slot.batch = nil
+        if idleLocked { idleSince = monotonicNanoseconds() }
         updateWorkerGauges()
         // No broadcast: waiting workers wait for requests, not for each other, and this thread
         // looks at the queues itself next.

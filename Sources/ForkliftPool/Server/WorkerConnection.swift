@@ -81,6 +81,7 @@ struct WorkerConnection: Sendable {
     private func exchange(_ batch: Batch, state: inout RegionState) -> Outcome {
         var frame = Frame(kind: .batch, batchID: batch.id, model: UInt32(batch.model), requests: UInt32(batch.requests.count))
         frame.items = batch.requests.flatMap(\.inputs)
+        if batch.pollAfter { frame.pollMicroseconds = UInt16(clamping: scheduler.busyPoll / 1000) }
         let reply: Frame
         do throws(SocketError) {
             let region = try regionWriter(for: frame.items, state: &state, deadline: batch.deadline)

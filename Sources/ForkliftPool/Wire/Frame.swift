@@ -4,7 +4,7 @@ import Foundation
 /// A frame between the server and a worker (DESIGN.md, Wire protocol). Fixed 48-byte header,
 /// little-endian, then `payloadLength` bytes:
 ///
-///     magic u32 | kind u8 | code u8 | reserved u16 | batch id u64 | model u32 | requests u32 |
+///     magic u32 | kind u8 | code u8 | poll µs u16 | batch id u64 | model u32 | requests u32 |
 ///     items u32 | failures u32 | compute ns u64 | payload length u64
 ///
 /// A batch frame carries `requests × inputs` tensor items, request-major; a result frame carries
@@ -18,6 +18,9 @@ import Foundation
 /// a u64 offset into it follows the length. A region frame, sent with the region's memfd attached
 /// to its first byte, carries the region's size (u64) as its payload; the worker maps it and
 /// reads later batches' flagged items from it.
+///
+/// A batch frame's poll field tells the worker how long to poll its socket for the next frame
+/// after replying, before it sleeps (`--busy-poll`); it is zero in every other kind.
 struct Frame: Sendable, Equatable {
     enum Kind: UInt8, Sendable {
         case batch = 1
@@ -43,6 +46,8 @@ struct Frame: Sendable, Equatable {
 
     var kind: Kind
     var code: UInt8 = 0
+    /// Batch frames: microseconds the worker polls for the next frame after its reply.
+    var pollMicroseconds: UInt16 = 0
     var batchID: UInt64
     var model: UInt32
     var requests: UInt32
@@ -74,6 +79,7 @@ extension Frame {
     struct Header: Sendable {
         var kind: Kind
         var code: UInt8
+        var pollMicroseconds: UInt16
         var batchID: UInt64
         var model: UInt32
         var requests: UInt32
@@ -91,7 +97,8 @@ extension Frame {
             guard let kind = Kind(rawValue: rawKind) else { throw FrameError("unknown frame kind \(rawKind)") }
             self.kind = kind
             code = reader.u8()
-            _ = reader.u16()
+            pollMicroseconds = reader.u16()
+            guard pollMicroseconds == 0 || kind == .batch else { throw FrameError("poll time in a \(kind) frame") }
             batchID = reader.u64()
             model = reader.u32()
             requests = reader.u32()
@@ -166,7 +173,7 @@ extension Frame {
         out.appendLE(Frame.magic)
         out.append(kind.rawValue)
         out.append(code)
-        out.appendLE(UInt16(0))
+        out.appendLE(kind == .batch ? pollMicroseconds : 0)
         out.appendLE(batchID)
         out.appendLE(model)
         out.appendLE(requests)
@@ -219,6 +226,7 @@ extension Frame {
     {
         kind = header.kind
         code = header.code
+        pollMicroseconds = header.pollMicroseconds
         batchID = header.batchID
         model = header.model
         requests = header.requests

@@ -46,6 +46,10 @@ struct WorkerLoop {
             } catch {
                 ZygoteLog.exit(0)  // the server is gone
             }
+            if frame.pollMicroseconds > 0 {
+                // Readable or hung up: either way the next read has something to say.
+                BusyPoll.spin(for: UInt64(frame.pollMicroseconds) * 1000) { SocketIO.hasEvent(fd) }
+            }
         }
     }
 }

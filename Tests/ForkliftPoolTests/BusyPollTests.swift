@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+
+@testable import ForkliftPool
+
+/// `--busy-poll`: after a batch at light load, the connection thread and its worker poll for the
+/// next request instead of sleeping; at heavier load, after a pause, or when it is off, they sleep.
+@Suite struct BusyPollTests {
+    typealias Fixture = SchedulerWakeUpTests.Fixture
+
+    /// Takes the next batch for `slot`, which must come within `seconds`.
+    private func take(_ fixture: Fixture, _ slot: WorkerSlot, seconds: Double = 5) throws -> Batch {
+        let order = fixture.waitForOrder(slot).wait(seconds: seconds)
+        guard case .run(let batch)? = order else {
+            throw PoolTestSupport.Missing(description: "no batch within \(seconds) s: \(String(describing: order))")
+        }
+        return batch
+    }
+
+    /// Requests that come back quickly, one at a time: from the second on, the batch asks its
+    /// worker to poll, and the idle thread polls too, so the next request needs no wake-up. With
+    /// the idle check at 30 s, a request that the polling thread did not take would stall here.
+    @Test func requestsThatComeBackQuicklyArePolledFor() throws {
+        let fixture = try Fixture(batchSize: 8, busyPoll: .seconds(1))
+        let slot = try fixture.slot(1)
+        #expect(fixture.enqueue(1) == [true], "nobody polls before the pool has been idle")
+        let first = try take(fixture, slot)
+        #expect(!first.pollAfter, "no request has come back yet")
+        fixture.finish(slot, first)
+        #expect(fixture.enqueue(1) == [true])
+        let second = try take(fixture, slot)
+        #expect(second.pollAfter, "the request came back within the poll time")
+        fixture.finish(slot, second)
+        let polling = fixture.waitForOrder(slot)
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(fixture.enqueue(1) == [false], "the polling thread takes it without a wake-up")
+        guard case .run(let third)? = polling.wait(seconds: 5) else {
+            Issue.record("the polling thread did not take the request")
+            return
+        }
+        #expect(third.pollAfter)
+        fixture.stopAll()
+    }
+
+    /// After a pause longer than the poll time, nobody polls: sparse traffic costs no CPU.
+    @Test func aLongPauseStopsPolling() throws {
+        let fixture = try Fixture(batchSize: 8, busyPoll: .milliseconds(20))
+        let slot = try fixture.slot(1)
+        fixture.enqueue(1)
+        fixture.finish(slot, try take(fixture, slot))
+        fixture.enqueue(1)
+        let quick = try take(fixture, slot)
+        #expect(quick.pollAfter)
+        fixture.finish(slot, quick)
+        let waiting = fixture.waitForOrder(slot)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(fixture.enqueue(1) == [true], "the thread polled for 20 ms, then went to sleep, and needs a wake-up")
+        guard case .run(let late)? = waiting.wait(seconds: 5) else {
+            Issue.record("the sleeping thread was not woken")
+            return
+        }
+        #expect(!late.pollAfter, "the request came 200 ms after the pool went idle")
+        fixture.stopAll()
+    }
+
+    /// Batches of several requests mean load that polling would only take CPU from.
+    @Test func batchesOfSeveralRequestsStopPolling() throws {
+        let fixture = try Fixture(batchSize: 8, busyPoll: .seconds(1))
+        let slot = try fixture.slot(1)
+        fixture.enqueue(1)
+        fixture.finish(slot, try take(fixture, slot))
+        var polled: [Bool] = []
+        for _ in 0..<3 {
+            fixture.enqueue(4)
+            let batch = try take(fixture, slot)
+            #expect(batch.requests.count == 4)
+            polled.append(batch.pollAfter)
+            fixture.finish(slot, batch)
+        }
+        #expect(polled.last == false, "after batches of 4, the worker sleeps (asked to poll: \(polled))")
+        fixture.stopAll()
+    }
+
+    /// A worker whose neighbour is busy is not asked to poll: the pool is not idle.
+    @Test func noPollingWhileAnotherWorkerIsBusy() throws {
+        let fixture = try Fixture(batchSize: 1, busyPoll: .seconds(1))
+        let slots = try [fixture.slot(1), fixture.slot(2)]
+        fixture.enqueue(1)
+        fixture.finish(slots[0], try take(fixture, slots[0]))
+        fixture.enqueue(1)
+        let busy = try take(fixture, slots[0])
+        #expect(busy.pollAfter)
+        fixture.enqueue(1)
+        let other = try take(fixture, slots[1])
+        #expect(!other.pollAfter, "worker 1 is still running its batch")
+        fixture.stopAll()
+    }
+
+    @Test func zeroTurnsPollingOff() throws {
+        let fixture = try Fixture(batchSize: 8)
+        let slot = try fixture.slot(1)
+        for _ in 0..<3 {
+            #expect(fixture.enqueue(1) == [true])
+            let batch = try take(fixture, slot)
+            #expect(!batch.pollAfter)
+            fixture.finish(slot, batch)
+        }
+        fixture.stopAll()
+    }
+}
