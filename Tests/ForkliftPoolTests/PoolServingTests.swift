@@ -122,8 +122,10 @@ import Testing
     }
 
     /// `--busy-poll` in real processes: a request that came back at once leaves the worker
-    /// polling (runnable, not asleep in recv) for the poll time, and then asleep. A request after
-    /// a long pause leaves it asleep at once.
+    /// polling (runnable, not asleep in recv) for the poll time, 50 ms, and then asleep. A request
+    /// after a long pause leaves it asleep at once. Each window of 120 samples (one a
+    /// millisecond) starts just before its request; the request itself keeps the worker
+    /// runnable for a sample or two.
     @Test func workerPollsAfterARequestThatCameBackQuickly() async throws {
         let entry = try Support.entry(Support.digits)
         var configuration = try Support.configuration(workers: 1)
@@ -133,16 +135,14 @@ import Testing
         let worker = try #require(pool.workerPIDs.first)
         let request = InferenceRequest(model: entry.name, inputs: [Support.wire(Support.digitsInput(2), shape: [1, 64])])
         _ = try await pool.infer(request)
-        _ = try await pool.infer(request)
-        let polling = Support.states(of: worker, for: .milliseconds(25))
-        #expect(polling.filter { $0 == "R" }.count * 2 >= polling.count, "polling for 50 ms after the reply: \(polling)")
+        let quick = try await Support.states(of: worker, for: .milliseconds(120)) { _ = try await pool.infer(request) }
+        let polled = quick.filter { $0 == "R" }.count
+        #expect(polled >= 15, "the request came back at once, so the worker polls for 50 ms: \(polled) of \(quick.count) samples runnable")
         try await Task.sleep(for: .milliseconds(300))
-        let idle = Support.states(of: worker, for: .milliseconds(25))
-        #expect(idle.filter { $0 == "R" }.count * 4 < idle.count, "the poll time is over: \(idle)")
-        _ = try await pool.infer(request)
-        let afterPause = Support.states(of: worker, for: .milliseconds(25))
-        // The worker may still be tidying up after its reply for a sample or two.
-        #expect(afterPause.filter { $0 == "R" }.count * 4 < afterPause.count, "the request came 300 ms after the last: \(afterPause)")
+        let late = try await Support.states(of: worker, for: .milliseconds(120)) { _ = try await pool.infer(request) }
+        let runnable = late.filter { $0 == "R" }.count
+        #expect(
+            runnable <= 5, "the request came 300 ms after the last, so the worker sleeps: \(runnable) of \(late.count) samples runnable")
         await pool.shutdown(grace: .seconds(10))
     }
 

@@ -108,16 +108,34 @@ enum PoolTestSupport {
     }
 
     /// The process's state (R running or runnable, S asleep, …), read every millisecond for
-    /// `duration`.
-    static func states(of pid: Int32, for duration: Duration) -> [Character] {
-        let clock = ContinuousClock()
-        let end = clock.now + duration
-        var seen: [Character] = []
-        while clock.now < end {
-            if let state = status(pid)?.state { seen.append(state) }
-            Thread.sleep(forTimeInterval: 0.001)
+    /// `duration` on a thread of its own, which starts before `body` runs: a test task that
+    /// resumes late cannot make it miss what the process did right after `body`.
+    static func states(of pid: Int32, for duration: Duration, around body: () async throws -> Void) async throws -> [Character] {
+        let samples = StateSamples()
+        let sampler = Thread {
+            let clock = ContinuousClock()
+            let end = clock.now + duration
+            while clock.now < end {
+                if let state = status(pid)?.state { samples.append(state) }
+                Thread.sleep(forTimeInterval: 0.001)
+            }
+            samples.finish()
         }
-        return seen
+        sampler.start()
+        try await body()
+        while !samples.finished { try await Task.sleep(for: .milliseconds(5)) }
+        return samples.states
+    }
+
+    final class StateSamples: @unchecked Sendable {
+        private let lock = NSLock()
+        private var seen: [Character] = []
+        private var done = false
+
+        func append(_ state: Character) { lock.withLock { seen.append(state) } }
+        func finish() { lock.withLock { done = true } }
+        var finished: Bool { lock.withLock { done } }
+        var states: [Character] { lock.withLock { seen } }
     }
 
     /// True while the process exists and is not a zombie.
