@@ -17,28 +17,36 @@ import Testing
         return batch
     }
 
-    /// Requests that come back quickly, one at a time: from the second on, the batch asks its
-    /// worker to poll, and the idle thread polls too, so the next request needs no wake-up. With
-    /// the idle check at 30 s, a request that the polling thread did not take would stall here.
+    /// Serves `count` requests one at a time, each queued as soon as the last is answered, as one
+    /// client does. Returns whether each batch asked its worker to poll.
+    @discardableResult
+    private func serveOneByOne(_ fixture: Fixture, _ slot: WorkerSlot, count: Int) throws -> [Bool] {
+        try (0..<count).map { _ in
+            fixture.enqueue(1)
+            let batch = try take(fixture, slot)
+            fixture.finish(slot, batch)
+            return batch.pollAfter
+        }
+    }
+
+    /// Requests that come back quickly, one at a time: once nearly all recent ones have, batches
+    /// ask their worker to poll, and the idle thread polls too, so the next request needs no
+    /// wake-up. With the idle check at 30 s, a request that the polling thread did not take would
+    /// stall here.
     @Test func requestsThatComeBackQuicklyArePolledFor() throws {
         let fixture = try Fixture(batchSize: 8, busyPoll: .seconds(1))
         let slot = try fixture.slot(1)
-        #expect(fixture.enqueue(1) == [true], "nobody polls before the pool has been idle")
-        let first = try take(fixture, slot)
-        #expect(!first.pollAfter, "no request has come back yet")
-        fixture.finish(slot, first)
-        #expect(fixture.enqueue(1) == [true])
-        let second = try take(fixture, slot)
-        #expect(second.pollAfter, "the request came back within the poll time")
-        fixture.finish(slot, second)
+        let polled = try serveOneByOne(fixture, slot, count: 30)
+        #expect(polled.first == false, "no request has come back yet")
+        #expect(polled.suffix(10).allSatisfy { $0 }, "30 requests came back within the poll time: \(polled)")
         let polling = fixture.waitForOrder(slot)
         Thread.sleep(forTimeInterval: 0.05)
         #expect(fixture.enqueue(1) == [false], "the polling thread takes it without a wake-up")
-        guard case .run(let third)? = polling.wait(seconds: 5) else {
+        guard case .run(let batch)? = polling.wait(seconds: 5) else {
             Issue.record("the polling thread did not take the request")
             return
         }
-        #expect(third.pollAfter)
+        #expect(batch.pollAfter)
         fixture.stopAll()
     }
 
@@ -46,12 +54,8 @@ import Testing
     @Test func aLongPauseStopsPolling() throws {
         let fixture = try Fixture(batchSize: 8, busyPoll: .milliseconds(20))
         let slot = try fixture.slot(1)
-        fixture.enqueue(1)
-        fixture.finish(slot, try take(fixture, slot))
-        fixture.enqueue(1)
-        let quick = try take(fixture, slot)
-        #expect(quick.pollAfter)
-        fixture.finish(slot, quick)
+        let polled = try serveOneByOne(fixture, slot, count: 30)
+        #expect(polled.last == true, "\(polled)")
         let waiting = fixture.waitForOrder(slot)
         Thread.sleep(forTimeInterval: 0.2)
         #expect(fixture.enqueue(1) == [true], "the thread polled for 20 ms, then went to sleep, and needs a wake-up")
@@ -67,8 +71,7 @@ import Testing
     @Test func batchesOfSeveralRequestsStopPolling() throws {
         let fixture = try Fixture(batchSize: 8, busyPoll: .seconds(1))
         let slot = try fixture.slot(1)
-        fixture.enqueue(1)
-        fixture.finish(slot, try take(fixture, slot))
+        #expect(try serveOneByOne(fixture, slot, count: 30).last == true)
         var polled: [Bool] = []
         for _ in 0..<3 {
             fixture.enqueue(4)
@@ -85,8 +88,7 @@ import Testing
     @Test func noPollingWhileAnotherWorkerIsBusy() throws {
         let fixture = try Fixture(batchSize: 1, busyPoll: .seconds(1))
         let slots = try [fixture.slot(1), fixture.slot(2)]
-        fixture.enqueue(1)
-        fixture.finish(slots[0], try take(fixture, slots[0]))
+        try serveOneByOne(fixture, slots[0], count: 30)
         fixture.enqueue(1)
         let busy = try take(fixture, slots[0])
         #expect(busy.pollAfter)
@@ -99,12 +101,8 @@ import Testing
     @Test func zeroTurnsPollingOff() throws {
         let fixture = try Fixture(batchSize: 8)
         let slot = try fixture.slot(1)
-        for _ in 0..<3 {
-            #expect(fixture.enqueue(1) == [true])
-            let batch = try take(fixture, slot)
-            #expect(!batch.pollAfter)
-            fixture.finish(slot, batch)
-        }
+        #expect(try serveOneByOne(fixture, slot, count: 30).allSatisfy { !$0 })
+        #expect(fixture.enqueue(1) == [true])
         fixture.stopAll()
     }
 }

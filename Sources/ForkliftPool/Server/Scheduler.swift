@@ -94,10 +94,12 @@ final class Scheduler: @unchecked Sendable {
     private var nextBatchID: UInt64 = 1
     /// When the pool last went idle (nothing queued or running), until the next request came.
     private var idleSince: UInt64?
-    /// How long the pool sat idle before the latest request. Polling for the next request pays
-    /// while this stays within `busyPoll`; after a longer pause nobody polls until requests come
-    /// back that quickly again, so sparse traffic costs no polling.
-    private var lastIdleGap = UInt64.max
+    /// How often the pool's recent idle gaps (from going idle to the next request) ended within
+    /// `busyPoll`, averaged over the last several. Polling pays when nearly all of them did, as
+    /// with one client that sends its next request on each answer. Sparse or random traffic,
+    /// whose next request often comes later, would mostly poll in vain, so it does not poll; nor
+    /// does a pool that has not yet seen enough requests to tell.
+    private var recentQuickReturns = 0.0
     /// Requests per batch, averaged over the last several batches. Polling is for light load,
     /// where each request is a batch of its own; under heavier load the worker's wake-up is not
     /// what requests wait for, and polling would take CPU from the threads they do wait for.
@@ -158,7 +160,8 @@ final class Scheduler: @unchecked Sendable {
             return .failure(.queueFull(model: names[request.model], capacity: maxQueue))
         }
         if let since = idleSince {
-            lastIdleGap = request.enqueued &- min(since, request.enqueued)
+            let quick = request.enqueued &- min(since, request.enqueued) <= busyPoll
+            recentQuickReturns += ((quick ? 1 : 0) - recentQuickReturns) / 8
             idleSince = nil
         }
         queues[request.model].waiting.append(request)
@@ -230,7 +233,7 @@ final class Scheduler: @unchecked Sendable {
         pollPaysLocked && !polling && !slot.stop && phase == .serving && workers.values.allSatisfy { $0.batch == nil }
     }
 
-    private var pollPaysLocked: Bool { busyPoll > 0 && lastIdleGap <= busyPoll && recentRequestsPerBatch < 1.5 }
+    private var pollPaysLocked: Bool { busyPoll > 0 && recentQuickReturns >= 0.9 && recentRequestsPerBatch < 1.5 }
 
     /// Polls, without the lock, until a request is queued or `busyPoll` passes. Enqueues
     /// meanwhile wake no one. The caller holds `lock`, and holds it again on return.
