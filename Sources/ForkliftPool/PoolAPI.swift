@@ -27,8 +27,9 @@ public struct PoolConfiguration: Sendable {
     public var loadTimeout: Duration = .seconds(300)
     /// Optional hold-back to let a batch fill; zero means greedy (send as soon as a worker is idle).
     public var maxQueueDelay: Duration = .zero
-    /// How long a worker and its connection thread poll for the next request after a batch, when
-    /// the pool has gone idle and requests have lately come back within this time (zero: never).
+    /// How long a worker and its connection thread poll for the next request after a batch, at
+    /// light load: the rest of the pool idle, batches of one request, and nearly all recent
+    /// requests back within this time (zero: never).
     public var busyPoll: Duration = .microseconds(500)
     /// The longest `busyPoll` that `forklift serve` accepts. The batch frame tells the worker its
     /// polling time in 16-bit microseconds, so a worker never polls longer than 65 ms.
