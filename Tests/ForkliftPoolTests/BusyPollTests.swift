@@ -17,6 +17,20 @@ import Testing
         return batch
     }
 
+    /// Starts a thread waiting for `slot`'s next batch, queues one request `delay` seconds later,
+    /// and returns whether that enqueue asked for a wake-up, and the batch the thread took.
+    private func enqueueForWaitingThread(_ fixture: Fixture, _ slot: WorkerSlot, after delay: TimeInterval) throws -> (
+        wake: Bool, batch: Batch
+    ) {
+        let waiting = fixture.waitForOrder(slot)
+        Thread.sleep(forTimeInterval: delay)
+        let wake = fixture.enqueue(1) == [true]
+        guard case .run(let batch)? = waiting.wait(seconds: 5) else {
+            throw PoolTestSupport.Missing(description: "the waiting thread took no batch within 5 s (wake-up asked: \(wake))")
+        }
+        return (wake, batch)
+    }
+
     /// Serves `count` requests one at a time, each queued as soon as the last is answered, as one
     /// client does. Returns whether each batch asked its worker to poll.
     @discardableResult
@@ -39,14 +53,9 @@ import Testing
         let polled = try serveOneByOne(fixture, slot, count: 30)
         #expect(polled.first == false, "no request has come back yet")
         #expect(polled.suffix(10).allSatisfy { $0 }, "30 requests came back within the poll time: \(polled)")
-        let polling = fixture.waitForOrder(slot)
-        Thread.sleep(forTimeInterval: 0.05)
-        #expect(fixture.enqueue(1) == [false], "the polling thread takes it without a wake-up")
-        guard case .run(let batch)? = polling.wait(seconds: 5) else {
-            Issue.record("the polling thread did not take the request")
-            return
-        }
-        #expect(batch.pollAfter)
+        let next = try enqueueForWaitingThread(fixture, slot, after: 0.05)
+        #expect(!next.wake, "the polling thread takes it without a wake-up")
+        #expect(next.batch.pollAfter)
         fixture.stopAll()
     }
 
@@ -56,14 +65,9 @@ import Testing
         let slot = try fixture.slot(1)
         let polled = try serveOneByOne(fixture, slot, count: 30)
         #expect(polled.last == true, "\(polled)")
-        let waiting = fixture.waitForOrder(slot)
-        Thread.sleep(forTimeInterval: 0.2)
-        #expect(fixture.enqueue(1) == [true], "the thread polled for 20 ms, then went to sleep, and needs a wake-up")
-        guard case .run(let late)? = waiting.wait(seconds: 5) else {
-            Issue.record("the sleeping thread was not woken")
-            return
-        }
-        #expect(!late.pollAfter, "the request came 200 ms after the pool went idle")
+        let late = try enqueueForWaitingThread(fixture, slot, after: 0.2)
+        #expect(late.wake, "the thread polled for 20 ms, then went to sleep, and needs a wake-up")
+        #expect(!late.batch.pollAfter, "the request came 200 ms after the pool went idle")
         fixture.stopAll()
     }
 
